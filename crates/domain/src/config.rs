@@ -1,0 +1,238 @@
+//! Reading settings from the environment, shared by both binaries.
+//!
+//! Each binary builds its own typed `Settings` from an [`Env`] once at start;
+//! nothing reads the environment after that. A value that does not parse
+//! stops start-up with a [`ConfigError`] naming the variable.
+//!
+//! Shared variables (defaults in brackets):
+//! - `REDIS_URL` (unset): `redis://...` URL; overrides the three below
+//! - `REDIS_HOST` (`localhost`), `REDIS_PORT` (`6379`), `REDIS_PASSWORD` (unset)
+//! - `REDIS_COMMAND_TIMEOUT_MS` (`1000`): every Redis call fails after this
+//! - `DATABASE_URL` (`postgresql://flash_sale_user:flash_sale_password@localhost:5432/flash_sale_db`)
+//! - `DATABASE_POOL_MAX` (`20`), `DATABASE_POOL_MIN` (`5`),
+//!   `DATABASE_IDLE_TIMEOUT_SECONDS` (`30`), `DATABASE_CONNECT_TIMEOUT_SECONDS` (`5`)
+//! - `ORDER_QUEUE` (`flash-sale:orders`): the apalis queue of order jobs
+//! - `LOG_FORMAT` (`pretty`; `json` in production), `RUST_LOG` (`info`)
+
+use std::{collections::HashMap, fmt::Display, str::FromStr, time::Duration};
+
+use crate::job::DEFAULT_ORDER_QUEUE;
+
+/// The seed's database address, kept so its `.env` files work unchanged.
+pub const DEFAULT_DATABASE_URL: &str =
+    "postgresql://flash_sale_user:flash_sale_password@localhost:5432/flash_sale_db";
+
+/// A variable with a value we cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value {value:?} for {name}: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(name: &str, value: &str, reason: impl Display) -> Self {
+        Self {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A snapshot of environment variables; empty values count as unset.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// The process environment (after `.env` was loaded by the binary).
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    /// A given set of variables: for tests and tools.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn string(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or(default).to_owned()
+    }
+
+    /// Parses a variable, or gives `default` when it is unset.
+    pub fn parse<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw.parse().map_err(|e| ConfigError::new(name, raw, e)),
+        }
+    }
+
+    /// Parses a variable that must be set.
+    pub fn required<T>(&self, name: &str) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        let raw = self
+            .get(name)
+            .ok_or_else(|| ConfigError::new(name, "", "must be set"))?;
+        raw.parse().map_err(|e| ConfigError::new(name, raw, e))
+    }
+}
+
+/// How to reach Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub url: String,
+    pub command_timeout: Duration,
+}
+
+impl RedisConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let url = match env.get("REDIS_URL") {
+            Some(url) => {
+                if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+                    return Err(ConfigError::new(
+                        "REDIS_URL",
+                        url,
+                        "must start with redis:// or rediss://",
+                    ));
+                }
+                url.to_owned()
+            }
+            None => {
+                let host = env.string("REDIS_HOST", "localhost");
+                let port: u16 = env.parse("REDIS_PORT", 6379)?;
+                match env.get("REDIS_PASSWORD") {
+                    Some(password) => format!("redis://:{password}@{host}:{port}"),
+                    None => format!("redis://{host}:{port}"),
+                }
+            }
+        };
+        let timeout_ms: u64 = env.parse("REDIS_COMMAND_TIMEOUT_MS", 1000)?;
+        if timeout_ms == 0 {
+            return Err(ConfigError::new(
+                "REDIS_COMMAND_TIMEOUT_MS",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        Ok(Self {
+            url,
+            command_timeout: Duration::from_millis(timeout_ms),
+        })
+    }
+}
+
+/// How to reach PostgreSQL, with the seed's pool settings as defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub pool_max: u32,
+    pub pool_min: u32,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let url = env.string("DATABASE_URL", DEFAULT_DATABASE_URL);
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                &url,
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        let pool_max: u32 = env.parse("DATABASE_POOL_MAX", 20)?;
+        let pool_min: u32 = env.parse("DATABASE_POOL_MIN", 5)?;
+        if pool_max == 0 {
+            return Err(ConfigError::new("DATABASE_POOL_MAX", "0", "must be at least 1"));
+        }
+        if pool_min > pool_max {
+            return Err(ConfigError::new(
+                "DATABASE_POOL_MIN",
+                &pool_min.to_string(),
+                "must not exceed DATABASE_POOL_MAX",
+            ));
+        }
+        Ok(Self {
+            url,
+            pool_max,
+            pool_min,
+            idle_timeout: Duration::from_secs(env.parse("DATABASE_IDLE_TIMEOUT_SECONDS", 30)?),
+            connect_timeout: Duration::from_secs(
+                env.parse("DATABASE_CONNECT_TIMEOUT_SECONDS", 5)?,
+            ),
+        })
+    }
+}
+
+/// Name of the order queue (`ORDER_QUEUE`).
+pub fn order_queue(env: &Env) -> String {
+    env.string("ORDER_QUEUE", DEFAULT_ORDER_QUEUE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_url_is_built_from_the_seed_variables() {
+        let env = Env::from_pairs([("REDIS_HOST", "cache"), ("REDIS_PORT", "6380")]);
+        let redis = RedisConfig::from_env(&env).expect("valid");
+        assert_eq!(redis.url, "redis://cache:6380");
+        assert_eq!(redis.command_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn redis_url_overrides_host_and_port() {
+        let env = Env::from_pairs([("REDIS_URL", "redis://x:1/2"), ("REDIS_HOST", "cache")]);
+        assert_eq!(RedisConfig::from_env(&env).map(|r| r.url), Ok("redis://x:1/2".into()));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let env = Env::from_pairs([("REDIS_PORT", "sixty")]);
+        let err = RedisConfig::from_env(&env).expect_err("must fail");
+        assert_eq!(err.name, "REDIS_PORT");
+        assert!(err.to_string().contains("REDIS_PORT"));
+        let env = Env::from_pairs([("DATABASE_POOL_MIN", "30")]);
+        assert_eq!(
+            DatabaseConfig::from_env(&env).map_err(|e| e.name),
+            Err("DATABASE_POOL_MIN".into())
+        );
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let env = Env::from_pairs([("REDIS_PASSWORD", ""), ("REDIS_PORT", " ")]);
+        assert_eq!(
+            RedisConfig::from_env(&env).map(|r| r.url),
+            Ok("redis://localhost:6379".into())
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! Validated identifiers: a value of these types is known to be well formed.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Longest user id we accept; it ends up in Redis keys and URLs.
+pub const USER_ID_MAX_LEN: usize = 64;
+
+/// Characters allowed in a user id besides ASCII letters and digits.
+pub const USER_ID_EXTRA_CHARS: &str = "._-@+:";
+
+/// A buyer's id: 1 to 64 characters, ASCII letters, digits and `._-@+:`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+/// Why a user id was refused; `Display` is the message the api shows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserIdError {
+    #[error("userId should not be empty")]
+    Empty,
+    #[error("userId must be shorter than or equal to {USER_ID_MAX_LEN} characters")]
+    TooLong,
+    #[error("userId may only contain letters, digits and . _ - @ + :")]
+    InvalidCharacter,
+}
+
+impl UserId {
+    /// Parses a user id, refusing blank, over-long or oddly spelled ones.
+    pub fn parse(raw: &str) -> Result<Self, UserIdError> {
+        if raw.trim().is_empty() {
+            return Err(UserIdError::Empty);
+        }
+        if raw.chars().count() > USER_ID_MAX_LEN {
+            return Err(UserIdError::TooLong);
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || USER_ID_EXTRA_CHARS.contains(c);
+        if !raw.chars().all(allowed) {
+            return Err(UserIdError::InvalidCharacter);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = UserIdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(value: UserId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A sale's id: 1 to 64 characters, ASCII letters, digits, `-` and `_`.
+///
+/// It is part of every Redis key of the sale (inside a hash tag), so it must
+/// not contain `{`, `}` or `:`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SaleId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a sale id is 1 to 64 characters of letters, digits, '-' and '_'")]
+pub struct SaleIdError;
+
+impl SaleId {
+    pub fn parse(raw: &str) -> Result<Self, SaleIdError> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if raw.is_empty() || raw.len() > 64 || !raw.chars().all(allowed) {
+            return Err(SaleIdError);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SaleId {
+    type Error = SaleIdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<SaleId> for String {
+    fn from(value: SaleId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for SaleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An order's id, minted by the api before the purchase script runs.
+///
+/// UUID v7: time ordered, so the orders primary key index grows at its end
+/// instead of splitting pages all over the tree during a burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderId(Uuid);
+
+impl OrderId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, uuid::Error> {
+        Uuid::parse_str(raw).map(Self)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for OrderId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<Uuid> for OrderId {
+    fn from(value: Uuid) -> Self {
+        Self(value)
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_id_accepts_letters_digits_and_the_listed_punctuation() {
+        for ok in ["user-42", "a", "Alice.Smith@example.com", "x_y+z:1"] {
+            assert_eq!(UserId::parse(ok).map(|u| u.to_string()), Ok(ok.to_owned()));
+        }
+    }
+
+    #[test]
+    fn user_id_refuses_blank_values() {
+        assert_eq!(UserId::parse(""), Err(UserIdError::Empty));
+        assert_eq!(UserId::parse("   "), Err(UserIdError::Empty));
+        assert_eq!(UserId::parse("\t\n"), Err(UserIdError::Empty));
+    }
+
+    #[test]
+    fn user_id_refuses_more_than_64_characters() {
+        assert!(UserId::parse(&"a".repeat(64)).is_ok());
+        assert_eq!(UserId::parse(&"a".repeat(65)), Err(UserIdError::TooLong));
+    }
+
+    #[test]
+    fn user_id_refuses_spaces_braces_and_non_ascii() {
+        for bad in ["a b", " lead", "{sale}", "ü", "a/b", "a|b"] {
+            assert_eq!(UserId::parse(bad), Err(UserIdError::InvalidCharacter), "{bad}");
+        }
+    }
+
+    #[test]
+    fn user_id_deserialization_validates() {
+        assert!(serde_json::from_str::<UserId>("\"ok-1\"").is_ok());
+        assert!(serde_json::from_str::<UserId>("\"\"").is_err());
+    }
+
+    #[test]
+    fn sale_id_refuses_hash_tag_characters() {
+        assert!(SaleId::parse("black-friday_2026").is_ok());
+        for bad in ["", "a:b", "{x}", "a b", &"s".repeat(65)] {
+            assert_eq!(SaleId::parse(bad), Err(SaleIdError), "{bad}");
+        }
+    }
+
+    #[test]
+    fn order_ids_are_unique_and_round_trip() {
+        let a = OrderId::new();
+        let b = OrderId::new();
+        assert_ne!(a, b);
+        assert_eq!(OrderId::parse(&a.to_string()), Ok(a));
+    }
+}

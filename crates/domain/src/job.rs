@@ -1,0 +1,47 @@
+//! The job the api pushes and the order worker consumes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{OrderId, SaleId, UserId};
+
+/// Name of the apalis queue that carries [`PersistOrder`] jobs by default.
+///
+/// Set explicitly in both binaries: apalis would otherwise name the queue
+/// after the Rust type path, which changes with a refactor.
+pub const DEFAULT_ORDER_QUEUE: &str = "flash-sale:orders";
+
+/// Persist one confirmed purchase as an order row.
+///
+/// Only ids and facts: the order id was minted before the job existed, so a
+/// job delivered twice inserts once (ON CONFLICT DO NOTHING on `order_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistOrder {
+    pub order_id: OrderId,
+    pub sale_id: SaleId,
+    pub user_id: UserId,
+    pub purchased_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persist_order_round_trips_through_json() {
+        let job = PersistOrder {
+            order_id: OrderId::new(),
+            sale_id: SaleId::parse("s1").expect("valid sale id"),
+            user_id: UserId::parse("u1").expect("valid user id"),
+            purchased_at: Utc::now(),
+        };
+        let json = serde_json::to_string(&job).expect("serializes");
+        assert_eq!(serde_json::from_str::<PersistOrder>(&json).ok(), Some(job));
+    }
+
+    #[test]
+    fn persist_order_with_an_invalid_user_id_does_not_deserialize() {
+        let json = r#"{"order_id":"0191d2a4-6a8e-7c3b-9d3e-3f1f2c4b5a6d","sale_id":"s","user_id":"","purchased_at":"2026-01-01T00:00:00Z"}"#;
+        assert!(serde_json::from_str::<PersistOrder>(json).is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! Types shared by the api and the order worker.
+//!
+//! Everything both services must agree on lives here: the ids, the job
+//! payload the api produces and the worker consumes, the Redis key layout of
+//! a sale, the Lua scripts and their typed outcomes, and the sale window.
+//! No web framework and no database driver: this crate is pure.
+
+pub mod config;
+pub mod ids;
+pub mod job;
+pub mod keys;
+pub mod ledger;
+pub mod scripts;
+pub mod telemetry;
+pub mod time;
+pub mod window;
+
+pub use ids::{OrderId, SaleId, SaleIdError, UserId, UserIdError};
+pub use job::PersistOrder;
+pub use keys::SaleKeys;
+pub use ledger::LedgerEntry;
+pub use scripts::{ArmOutcome, PurchaseOutcome, ScriptReplyError};
+pub use window::{SalePhase, SaleWindow};

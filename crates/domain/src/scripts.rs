@@ -1,0 +1,179 @@
+//! The Lua scripts of a sale and their typed outcomes.
+//!
+//! The scripts answer with short strings (`OK|...`, `SOLD_OUT`, ...) so that
+//! parsing them is pure and tested here, whatever Redis client runs them.
+
+use chrono::{DateTime, Utc};
+
+use crate::{time, LedgerEntry, OrderId, SaleWindow};
+
+/// Source of `lua/purchase.lua`; its header states KEYS, ARGV and replies.
+pub const PURCHASE_LUA: &str = include_str!("../lua/purchase.lua");
+
+/// Source of `lua/arm.lua`; its header states KEYS, ARGV and replies.
+pub const ARM_LUA: &str = include_str!("../lua/arm.lua");
+
+/// A reply a script should never give: a bug or a foreign script under our SHA.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected script reply {0:?}")]
+pub struct ScriptReplyError(pub String);
+
+/// What the purchase script decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurchaseOutcome {
+    /// Stock taken and ledger written for the order id the api passed in.
+    Confirmed { purchased_at: DateTime<Utc> },
+    /// The user bought before; this is their order.
+    Duplicate(LedgerEntry),
+    SoldOut,
+    TooManyAttempts,
+    /// The sale's keys are missing in Redis: never "sold out".
+    NotArmed,
+}
+
+impl PurchaseOutcome {
+    pub fn parse(reply: &str) -> Result<Self, ScriptReplyError> {
+        let bad = || ScriptReplyError(reply.to_owned());
+        let (head, rest) = reply.split_once('|').unwrap_or((reply, ""));
+        match head {
+            "OK" => {
+                let millis = rest.parse::<i64>().map_err(|_| bad())?;
+                let purchased_at = time::from_millis(millis).ok_or_else(bad)?;
+                Ok(Self::Confirmed { purchased_at })
+            }
+            "DUPLICATE" => LedgerEntry::parse(rest)
+                .map(Self::Duplicate)
+                .map_err(|_| bad()),
+            "SOLD_OUT" if rest.is_empty() => Ok(Self::SoldOut),
+            "TOO_MANY_ATTEMPTS" if rest.is_empty() => Ok(Self::TooManyAttempts),
+            "NOT_ARMED" if rest.is_empty() => Ok(Self::NotArmed),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// What the arm script found or did, with the sale as Redis now holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArmOutcome {
+    /// True when this call wrote the sale; false when it was armed already.
+    pub armed_now: bool,
+    pub total_stock: u64,
+    pub window: SaleWindow,
+}
+
+impl ArmOutcome {
+    pub fn parse(reply: &str) -> Result<Self, ScriptReplyError> {
+        let bad = || ScriptReplyError(reply.to_owned());
+        let mut parts = reply.split('|');
+        let armed_now = match parts.next() {
+            Some("ARMED") => true,
+            Some("EXISTING") => false,
+            _ => return Err(bad()),
+        };
+        let mut number = || -> Result<i64, ScriptReplyError> {
+            parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)
+        };
+        let total_stock = u64::try_from(number()?).map_err(|_| bad())?;
+        let starts_at = time::from_millis(number()?).ok_or_else(bad)?;
+        let ends_at = time::from_millis(number()?).ok_or_else(bad)?;
+        Ok(Self {
+            armed_now,
+            total_stock,
+            window: SaleWindow { starts_at, ends_at },
+        })
+    }
+}
+
+/// Arguments of the arm script for a fresh sale (or one rebuilt from orders).
+pub fn arm_args(
+    total: u64,
+    window: &SaleWindow,
+    remaining: u64,
+    ledger: &[(String, LedgerEntry)],
+) -> Vec<String> {
+    let mut args = vec![
+        total.to_string(),
+        window.starts_at.timestamp_millis().to_string(),
+        window.ends_at.timestamp_millis().to_string(),
+        remaining.to_string(),
+    ];
+    for (user, entry) in ledger {
+        args.push(user.clone());
+        args.push(entry.encode());
+    }
+    args
+}
+
+/// Arguments of the purchase script (after the three keys).
+pub fn purchase_args(
+    user: &str,
+    order: OrderId,
+    max_attempts: u32,
+    window_seconds: u64,
+) -> [String; 4] {
+    [
+        user.to_owned(),
+        order.to_string(),
+        max_attempts.to_string(),
+        window_seconds.to_string(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purchase_replies_map_to_outcomes() {
+        let at = time::from_millis(1_772_359_200_123).expect("in range");
+        assert_eq!(
+            PurchaseOutcome::parse("OK|1772359200123"),
+            Ok(PurchaseOutcome::Confirmed { purchased_at: at })
+        );
+        let order = OrderId::new();
+        assert_eq!(
+            PurchaseOutcome::parse(&format!("DUPLICATE|{order}|1772359200123")),
+            Ok(PurchaseOutcome::Duplicate(LedgerEntry {
+                order_id: order,
+                purchased_at: at
+            }))
+        );
+        assert_eq!(PurchaseOutcome::parse("SOLD_OUT"), Ok(PurchaseOutcome::SoldOut));
+        assert_eq!(
+            PurchaseOutcome::parse("TOO_MANY_ATTEMPTS"),
+            Ok(PurchaseOutcome::TooManyAttempts)
+        );
+        assert_eq!(PurchaseOutcome::parse("NOT_ARMED"), Ok(PurchaseOutcome::NotArmed));
+    }
+
+    #[test]
+    fn unexpected_purchase_replies_are_errors_not_outcomes() {
+        for bad in ["", "1", "OK", "OK|x", "DUPLICATE|junk", "SOLD_OUT|1", "sold_out"] {
+            assert!(PurchaseOutcome::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn arm_replies_map_to_outcomes() {
+        let armed = ArmOutcome::parse("ARMED|100|1000|2000").expect("valid");
+        assert!(armed.armed_now);
+        assert_eq!(armed.total_stock, 100);
+        assert_eq!(armed.window.starts_at.timestamp_millis(), 1000);
+        assert_eq!(armed.window.ends_at.timestamp_millis(), 2000);
+        let existing = ArmOutcome::parse("EXISTING|5|1000|2000").expect("valid");
+        assert!(!existing.armed_now);
+        for bad in ["", "ARMED", "EXISTING|||", "ARMED|-1|0|0", "NEW|1|2|3"] {
+            assert!(ArmOutcome::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scripts_open_with_a_header_that_states_keys_argv_and_replies() {
+        for script in [PURCHASE_LUA, ARM_LUA] {
+            assert!(script.starts_with("--"));
+            for word in ["KEYS[1]", "ARGV[1]", "Returns"] {
+                assert!(script.contains(word), "missing {word}");
+            }
+        }
+    }
+}
