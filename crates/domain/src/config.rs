@@ -170,7 +170,11 @@ impl DatabaseConfig {
         let pool_max: u32 = env.parse("DATABASE_POOL_MAX", 20)?;
         let pool_min: u32 = env.parse("DATABASE_POOL_MIN", 5)?;
         if pool_max == 0 {
-            return Err(ConfigError::new("DATABASE_POOL_MAX", "0", "must be at least 1"));
+            return Err(ConfigError::new(
+                "DATABASE_POOL_MAX",
+                "0",
+                "must be at least 1",
+            ));
         }
         if pool_min > pool_max {
             return Err(ConfigError::new(
@@ -184,9 +188,7 @@ impl DatabaseConfig {
             pool_max,
             pool_min,
             idle_timeout: Duration::from_secs(env.parse("DATABASE_IDLE_TIMEOUT_SECONDS", 30)?),
-            connect_timeout: Duration::from_secs(
-                env.parse("DATABASE_CONNECT_TIMEOUT_SECONDS", 5)?,
-            ),
+            connect_timeout: Duration::from_secs(env.parse("DATABASE_CONNECT_TIMEOUT_SECONDS", 5)?),
         })
     }
 }
@@ -211,7 +213,10 @@ mod tests {
     #[test]
     fn redis_url_overrides_host_and_port() {
         let env = Env::from_pairs([("REDIS_URL", "redis://x:1/2"), ("REDIS_HOST", "cache")]);
-        assert_eq!(RedisConfig::from_env(&env).map(|r| r.url), Ok("redis://x:1/2".into()));
+        assert_eq!(
+            RedisConfig::from_env(&env).map(|r| r.url),
+            Ok("redis://x:1/2".into())
+        );
     }
 
     #[test]

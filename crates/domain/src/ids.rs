@@ -179,7 +179,11 @@ mod tests {
     #[test]
     fn user_id_refuses_spaces_braces_and_non_ascii() {
         for bad in ["a b", " lead", "{sale}", "ü", "a/b", "a|b"] {
-            assert_eq!(UserId::parse(bad), Err(UserIdError::InvalidCharacter), "{bad}");
+            assert_eq!(
+                UserId::parse(bad),
+                Err(UserIdError::InvalidCharacter),
+                "{bad}"
+            );
         }
     }
 

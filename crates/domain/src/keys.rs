@@ -54,7 +54,12 @@ mod tests {
         let sale = SaleId::parse("bf26").expect("valid");
         let user = UserId::parse("u-1").expect("valid");
         let keys = SaleKeys::new(&sale);
-        for key in [keys.meta(), keys.stock(), keys.buyers(), keys.attempts(&user)] {
+        for key in [
+            keys.meta(),
+            keys.stock(),
+            keys.buyers(),
+            keys.attempts(&user),
+        ] {
             assert!(key.starts_with("{sale:bf26}:"), "{key}");
         }
         assert_eq!(keys.attempts(&user), "{sale:bf26}:attempts:u-1");

@@ -49,7 +49,12 @@ mod tests {
 
     #[test]
     fn malformed_ledger_entries_are_errors() {
-        for bad in ["", "nope", "not-a-uuid|1", "0191d2a4-6a8e-7c3b-9d3e-3f1f2c4b5a6d|x"] {
+        for bad in [
+            "",
+            "nope",
+            "not-a-uuid|1",
+            "0191d2a4-6a8e-7c3b-9d3e-3f1f2c4b5a6d|x",
+        ] {
             assert!(LedgerEntry::parse(bad).is_err(), "{bad}");
         }
     }

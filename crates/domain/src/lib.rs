@@ -10,6 +10,8 @@ pub mod ids;
 pub mod job;
 pub mod keys;
 pub mod ledger;
+#[cfg(feature = "queue")]
+pub mod queue;
 pub mod scripts;
 pub mod telemetry;
 pub mod time;

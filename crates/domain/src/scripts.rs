@@ -22,7 +22,9 @@ pub struct ScriptReplyError(pub String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PurchaseOutcome {
     /// Stock taken and ledger written for the order id the api passed in.
-    Confirmed { purchased_at: DateTime<Utc> },
+    Confirmed {
+        purchased_at: DateTime<Utc>,
+    },
     /// The user bought before; this is their order.
     Duplicate(LedgerEntry),
     SoldOut,
@@ -138,17 +140,31 @@ mod tests {
                 purchased_at: at
             }))
         );
-        assert_eq!(PurchaseOutcome::parse("SOLD_OUT"), Ok(PurchaseOutcome::SoldOut));
+        assert_eq!(
+            PurchaseOutcome::parse("SOLD_OUT"),
+            Ok(PurchaseOutcome::SoldOut)
+        );
         assert_eq!(
             PurchaseOutcome::parse("TOO_MANY_ATTEMPTS"),
             Ok(PurchaseOutcome::TooManyAttempts)
         );
-        assert_eq!(PurchaseOutcome::parse("NOT_ARMED"), Ok(PurchaseOutcome::NotArmed));
+        assert_eq!(
+            PurchaseOutcome::parse("NOT_ARMED"),
+            Ok(PurchaseOutcome::NotArmed)
+        );
     }
 
     #[test]
     fn unexpected_purchase_replies_are_errors_not_outcomes() {
-        for bad in ["", "1", "OK", "OK|x", "DUPLICATE|junk", "SOLD_OUT|1", "sold_out"] {
+        for bad in [
+            "",
+            "1",
+            "OK",
+            "OK|x",
+            "DUPLICATE|junk",
+            "SOLD_OUT|1",
+            "sold_out",
+        ] {
             assert!(PurchaseOutcome::parse(bad).is_err(), "{bad}");
         }
     }

@@ -43,9 +43,15 @@ mod tests {
             starts_at: start,
             ends_at: start + Duration::hours(1),
         };
-        assert_eq!(window.phase_at(start - Duration::milliseconds(1)), SalePhase::Upcoming);
+        assert_eq!(
+            window.phase_at(start - Duration::milliseconds(1)),
+            SalePhase::Upcoming
+        );
         assert_eq!(window.phase_at(start), SalePhase::Active);
         assert_eq!(window.phase_at(window.ends_at), SalePhase::Active);
-        assert_eq!(window.phase_at(window.ends_at + Duration::milliseconds(1)), SalePhase::Ended);
+        assert_eq!(
+            window.phase_at(window.ends_at + Duration::milliseconds(1)),
+            SalePhase::Ended
+        );
     }
 }

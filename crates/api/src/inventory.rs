@@ -1,0 +1,142 @@
+//! The sale's inventory in Redis: arming, purchases, stock and the ledger.
+//!
+//! Scripts are loaded once and called by SHA; fred re-loads them by itself
+//! after a `SCRIPT FLUSH` or a Redis restart (NOSCRIPT).
+
+use std::time::{Duration, Instant};
+
+use domain::{
+    config::RedisConfig,
+    scripts::{arm_args, purchase_args, ARM_LUA, PURCHASE_LUA},
+    ArmOutcome, LedgerEntry, OrderId, PurchaseOutcome, SaleKeys, SaleWindow, ScriptReplyError,
+    UserId,
+};
+use fred::{
+    prelude::ReconnectPolicy,
+    prelude::{ClientLike, Config, Error as FredError, HashesInterface, KeysInterface, Pool},
+    types::{scripts::Script, Builder},
+};
+
+/// A Redis call that did not give an answer we can use.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("redis call failed")]
+    Redis(#[from] FredError),
+    #[error(transparent)]
+    Reply(#[from] ScriptReplyError),
+}
+
+/// Limits the purchase script enforces per user.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptLimit {
+    pub max_attempts: u32,
+    pub window_seconds: u64,
+}
+
+#[derive(Clone)]
+pub struct Inventory {
+    pool: Pool,
+    keys: SaleKeys,
+    purchase: Script,
+    arm: Script,
+}
+
+impl Inventory {
+    /// Connects a pool of pipelined connections with bounded command times;
+    /// fred reconnects by itself (forever, with backoff) after an outage.
+    pub async fn connect(
+        redis: &RedisConfig,
+        pool_size: usize,
+        keys: SaleKeys,
+    ) -> Result<Self, FredError> {
+        let config = Config::from_url(&redis.url)?;
+        let timeout = redis.command_timeout;
+        let pool = Builder::from_config(config)
+            .with_performance_config(|perf| perf.default_command_timeout = timeout)
+            .with_connection_config(|conn| {
+                conn.connection_timeout = timeout;
+                conn.internal_command_timeout = timeout;
+                conn.max_command_attempts = 1;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build_pool(pool_size)?;
+        pool.init().await?;
+        let inventory = Self {
+            pool,
+            keys,
+            purchase: Script::from_lua(PURCHASE_LUA),
+            arm: Script::from_lua(ARM_LUA),
+        };
+        inventory.purchase.load(inventory.pool.next()).await?;
+        inventory.arm.load(inventory.pool.next()).await?;
+        Ok(inventory)
+    }
+
+    /// Writes the sale unless it is armed already (NX semantics).
+    pub async fn arm(
+        &self,
+        total: u64,
+        window: &SaleWindow,
+        remaining: u64,
+        ledger: &[(String, LedgerEntry)],
+    ) -> Result<ArmOutcome, InventoryError> {
+        let keys = vec![self.keys.meta(), self.keys.stock(), self.keys.buyers()];
+        let reply: String = self
+            .arm
+            .evalsha_with_reload(
+                self.pool.next(),
+                keys,
+                arm_args(total, window, remaining, ledger),
+            )
+            .await?;
+        Ok(ArmOutcome::parse(&reply)?)
+    }
+
+    /// One atomic purchase attempt for `user` under the order id `order`.
+    pub async fn purchase(
+        &self,
+        user: &UserId,
+        order: OrderId,
+        limit: AttemptLimit,
+    ) -> Result<PurchaseOutcome, InventoryError> {
+        let keys = vec![
+            self.keys.stock(),
+            self.keys.buyers(),
+            self.keys.attempts(user),
+        ];
+        let args = purchase_args(
+            user.as_str(),
+            order,
+            limit.max_attempts,
+            limit.window_seconds,
+        );
+        let reply: String = self
+            .purchase
+            .evalsha_with_reload(self.pool.next(), keys, args.to_vec())
+            .await?;
+        Ok(PurchaseOutcome::parse(&reply)?)
+    }
+
+    /// Remaining stock; `None` when the sale is not armed in Redis.
+    pub async fn stock(&self) -> Result<Option<i64>, InventoryError> {
+        Ok(self.pool.next().get(self.keys.stock()).await?)
+    }
+
+    /// The user's ledger entry, if they bought.
+    pub async fn ledger_entry(&self, user: &UserId) -> Result<Option<LedgerEntry>, InventoryError> {
+        let raw: Option<String> = self
+            .pool
+            .next()
+            .hget(self.keys.buyers(), user.as_str())
+            .await?;
+        raw.map(|raw| LedgerEntry::parse(&raw).map_err(|e| ScriptReplyError(e.0).into()))
+            .transpose()
+    }
+
+    /// Round trip time of a PING.
+    pub async fn ping(&self) -> Result<Duration, InventoryError> {
+        let started = Instant::now();
+        let _: String = self.pool.next().ping(None).await?;
+        Ok(started.elapsed())
+    }
+}

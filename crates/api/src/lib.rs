@@ -1,0 +1,15 @@
+//! The flash-sale api: accepts purchases, runs the inventory script in Redis,
+//! queues order jobs. `main.rs` is thin; tests start [`Application`] on port 0.
+
+pub mod error;
+pub mod inventory;
+pub mod limits;
+pub mod queue;
+mod routes;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod validation;
+
+pub use settings::Settings;
+pub use startup::Application;

@@ -1,0 +1,5 @@
+mod create;
+mod status;
+
+pub use create::create;
+pub use status::status;

@@ -1,0 +1,205 @@
+//! The api's settings, read once at start and passed down by value.
+//!
+//! Besides the shared variables of `domain::config` (Redis, PostgreSQL,
+//! `ORDER_QUEUE`, `LOG_FORMAT`, `RUST_LOG`), defaults in brackets:
+//! - `PORT` (`3000`), `HOST` (`0.0.0.0`)
+//! - `SALE_ID` (`default`): a new sale is a new id; keys are `{sale:<id>}:*`
+//! - `SALE_START_TIME` (`2026-03-01T10:00:00Z`), `SALE_END_TIME`
+//!   (`2026-03-01T11:00:00Z`): RFC 3339; the window is inclusive
+//! - `STOCK_QUANTITY` (`100`): at least 1
+//! - `IP_RATE_LIMIT_PER_SECOND` (`10`), `IP_RATE_LIMIT_PER_10_SECONDS` (`50`):
+//!   per client address on `/api/purchases*`; 0 turns a limit off
+//! - `USER_MAX_ATTEMPTS` (`3`) per `USER_ATTEMPT_WINDOW_SECONDS` (`3600`):
+//!   purchase attempts per user, counted in Redis; 0 turns it off
+//! - `TRUSTED_PROXIES` (none): comma-separated addresses or CIDRs whose
+//!   `X-Forwarded-For` is believed
+//! - `CORS_ORIGINS` (`http://localhost:5173,http://localhost:3000`): origins
+//!   allowed to call from a browser; `*` allows any
+//! - `REDIS_POOL_SIZE` (`4`): pipelined Redis connections of this process
+
+use chrono::{DateTime, Utc};
+use domain::{
+    config::{self, ConfigError, DatabaseConfig, Env, RedisConfig},
+    telemetry::LogFormat,
+    SaleId, SaleWindow,
+};
+use ipnet::IpNet;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    pub sale: SaleSettings,
+    pub redis: RedisConfig,
+    pub redis_pool_size: usize,
+    pub database: DatabaseConfig,
+    pub queue: String,
+    pub limits: LimitSettings,
+    pub cors_origins: Vec<String>,
+    pub log_format: LogFormat,
+}
+
+/// The sale this api sells, as configured; Redis's copy wins once armed.
+#[derive(Debug, Clone)]
+pub struct SaleSettings {
+    pub id: SaleId,
+    pub window: SaleWindow,
+    pub stock: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    pub ip_per_second: u32,
+    pub ip_per_10_seconds: u32,
+    pub user_max_attempts: u32,
+    pub user_window_seconds: u64,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let redis_pool_size: usize = env.parse("REDIS_POOL_SIZE", 4)?;
+        if redis_pool_size == 0 {
+            return Err(ConfigError::new(
+                "REDIS_POOL_SIZE",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        Ok(Self {
+            host: env.string("HOST", "0.0.0.0"),
+            port: env.parse("PORT", 3000)?,
+            sale: SaleSettings::from_env(env)?,
+            redis: RedisConfig::from_env(env)?,
+            redis_pool_size,
+            database: DatabaseConfig::from_env(env)?,
+            queue: config::order_queue(env),
+            limits: LimitSettings::from_env(env)?,
+            cors_origins: list(&env.string(
+                "CORS_ORIGINS",
+                "http://localhost:5173,http://localhost:3000",
+            )),
+            log_format: env.parse("LOG_FORMAT", LogFormat::Pretty)?,
+        })
+    }
+}
+
+impl SaleSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let id_raw = env.string("SALE_ID", "default");
+        let id = SaleId::parse(&id_raw).map_err(|e| ConfigError::new("SALE_ID", &id_raw, e))?;
+        let starts_at = instant(env, "SALE_START_TIME", "2026-03-01T10:00:00Z")?;
+        let ends_at = instant(env, "SALE_END_TIME", "2026-03-01T11:00:00Z")?;
+        if ends_at <= starts_at {
+            return Err(ConfigError::new(
+                "SALE_END_TIME",
+                &ends_at.to_rfc3339(),
+                "must be after SALE_START_TIME",
+            ));
+        }
+        let stock: u64 = env.parse("STOCK_QUANTITY", 100)?;
+        if stock == 0 {
+            return Err(ConfigError::new(
+                "STOCK_QUANTITY",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        Ok(Self {
+            id,
+            window: SaleWindow { starts_at, ends_at },
+            stock,
+        })
+    }
+}
+
+impl LimitSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let trusted_proxies = list(&env.string("TRUSTED_PROXIES", ""))
+            .iter()
+            .map(|raw| parse_net(raw).map_err(|e| ConfigError::new("TRUSTED_PROXIES", raw, e)))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            ip_per_second: env.parse("IP_RATE_LIMIT_PER_SECOND", 10)?,
+            ip_per_10_seconds: env.parse("IP_RATE_LIMIT_PER_10_SECONDS", 50)?,
+            user_max_attempts: env.parse("USER_MAX_ATTEMPTS", 3)?,
+            user_window_seconds: env.parse("USER_ATTEMPT_WINDOW_SECONDS", 3600)?,
+            trusted_proxies,
+        })
+    }
+}
+
+fn instant(env: &Env, name: &str, default: &str) -> Result<DateTime<Utc>, ConfigError> {
+    let raw = env.string(name, default);
+    DateTime::parse_from_rfc3339(&raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| ConfigError::new(name, &raw, format!("{e}; expected RFC 3339 like {default}")))
+}
+
+fn parse_net(raw: &str) -> Result<IpNet, String> {
+    raw.parse::<IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| "expected an IP address or CIDR such as 10.0.0.0/8".to_owned())
+}
+
+fn list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let settings = Settings::from_env(&Env::default()).expect("defaults are valid");
+        assert_eq!(settings.port, 3000);
+        assert_eq!(settings.sale.stock, 100);
+        assert_eq!(settings.sale.id.as_str(), "default");
+        assert_eq!(settings.limits.ip_per_second, 10);
+        assert_eq!(settings.limits.ip_per_10_seconds, 50);
+        assert_eq!(settings.limits.user_max_attempts, 3);
+        assert_eq!(settings.limits.user_window_seconds, 3600);
+        assert_eq!(settings.database.pool_max, 20);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("SALE_START_TIME", "tomorrow"),
+            ("STOCK_QUANTITY", "-1"),
+            ("STOCK_QUANTITY", "0"),
+            ("SALE_ID", "a:b"),
+            ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("USER_MAX_ATTEMPTS", "three"),
+            ("PORT", "70000"),
+            ("LOG_FORMAT", "xml"),
+        ] {
+            let err = Settings::from_env(&Env::from_pairs([(name, value)])).expect_err(name);
+            assert_eq!(err.name, name);
+        }
+    }
+
+    #[test]
+    fn end_before_start_is_refused() {
+        let env = Env::from_pairs([
+            ("SALE_START_TIME", "2026-03-01T11:00:00Z"),
+            ("SALE_END_TIME", "2026-03-01T10:00:00Z"),
+        ]);
+        assert_eq!(
+            Settings::from_env(&env).map_err(|e| e.name).err(),
+            Some("SALE_END_TIME".into())
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_networks() {
+        let env = Env::from_pairs([("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8,::1")]);
+        let limits = Settings::from_env(&env).expect("valid").limits;
+        assert_eq!(limits.trusted_proxies.len(), 3);
+    }
+}

@@ -1,0 +1,206 @@
+//! Building the application: connections, arming the sale, the HTTP server.
+
+use std::{net::TcpListener, time::Duration};
+
+use actix_cors::Cors;
+use actix_web::{
+    dev::{Server, ServerHandle},
+    error::JsonPayloadError,
+    http::header,
+    middleware::from_fn,
+    web, App, HttpServer,
+};
+use anyhow::Context;
+use diesel_async::{
+    pooled_connection::{bb8, AsyncDieselConnectionManager},
+    AsyncPgConnection,
+};
+use domain::{config::DatabaseConfig, SaleKeys};
+use tracing_actix_web::TracingLogger;
+
+use crate::{
+    error::{self, ApiError},
+    inventory::{AttemptLimit, Inventory},
+    limits::ip::{self, ClientAddress},
+    queue::OrderQueue,
+    routes::{self, IpLimits},
+    settings::Settings,
+    state::{AppState, PgPool, Sale},
+};
+
+/// Largest purchase body accepted; `{"userId": "<64 chars>"}` is far below.
+pub const JSON_LIMIT: usize = 4096;
+
+/// The api, bound to its port and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to Redis, arms the sale (unless armed already) and binds the
+    /// HTTP listener. `settings.port = 0` picks a free port (tests).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let keys = SaleKeys::new(&settings.sale.id);
+        let inventory = Inventory::connect(&settings.redis, settings.redis_pool_size, keys)
+            .await
+            .with_context(|| format!("connecting to Redis at {}", redacted(&settings.redis.url)))?;
+        let sale = arm(&inventory, &settings).await?;
+        let queue_conn =
+            domain::queue::connection(&settings.redis).context("creating the queue connection")?;
+        let state = web::Data::new(AppState {
+            sale,
+            inventory,
+            queue: OrderQueue::new(domain::queue::storage(queue_conn, &settings.queue)),
+            db: health_pool(&settings.database),
+            attempt_limit: AttemptLimit {
+                max_attempts: settings.limits.user_max_attempts,
+                window_seconds: settings.limits.user_window_seconds,
+            },
+        });
+
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+        let port = listener
+            .local_addr()
+            .context("reading the bound port")?
+            .port();
+        let server = server(listener, state, &settings)?;
+        tracing::info!(port, sale.id = %settings.sale.id, "api listening");
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully (in-flight requests finish).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Arms the sale with NX semantics and returns it as Redis holds it.
+async fn arm(inventory: &Inventory, settings: &Settings) -> anyhow::Result<Sale> {
+    let wanted = &settings.sale;
+    let outcome = inventory
+        .arm(wanted.stock, &wanted.window, wanted.stock, &[])
+        .await
+        .context("arming the sale in Redis")?;
+    if outcome.armed_now {
+        tracing::info!(sale.id = %wanted.id, total = outcome.total_stock, "sale armed");
+    } else if outcome.total_stock != wanted.stock || outcome.window != wanted.window {
+        tracing::warn!(
+            sale.id = %wanted.id,
+            armed.total = outcome.total_stock,
+            "sale was armed earlier with other settings; Redis's copy wins (use a new SALE_ID for a new sale)"
+        );
+    }
+    Ok(Sale {
+        id: wanted.id.clone(),
+        total_stock: outcome.total_stock,
+        window: outcome.window,
+    })
+}
+
+fn server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    settings: &Settings,
+) -> anyhow::Result<Server> {
+    // Limiters are built once here, outside the factory closure, so that
+    // every actix worker thread shares them.
+    let key = ClientAddress::new(settings.limits.trusted_proxies.clone());
+    let limits = IpLimits {
+        per_second: ip::limiter(
+            settings.limits.ip_per_second,
+            Duration::from_secs(1),
+            key.clone(),
+        ),
+        per_10_seconds: ip::limiter(
+            settings.limits.ip_per_10_seconds,
+            Duration::from_secs(10),
+            key.clone(),
+        ),
+        unused: ip::limiter(1, Duration::from_secs(1), key).context("building a rate limiter")?,
+    };
+    let active: Vec<_> = [&limits.per_second, &limits.per_10_seconds]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    ip::spawn_housekeeping(active);
+    let origins = settings.cors_origins.clone();
+
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(error::error_bodies))
+            .wrap(cors(&origins))
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .app_data(json_config())
+            .configure(routes::configure(limits.clone()))
+            .default_service(web::to(error::not_found))
+    })
+    .listen(listener)
+    .context("starting the HTTP server")?
+    .shutdown_timeout(30)
+    .run();
+    Ok(server)
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT)
+        .error_handler(|err, _req| {
+            let error = match err {
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => {
+                    ApiError::PayloadTooLarge { limit: JSON_LIMIT }
+                }
+                JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+                _ => ApiError::MalformedJson,
+            };
+            error.into()
+        })
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let cors = Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        return cors.allow_any_origin();
+    }
+    origins
+        .iter()
+        .fold(cors.supports_credentials(), |cors, origin| {
+            cors.allowed_origin(origin)
+        })
+}
+
+/// The api only needs PostgreSQL for health checks: a small lazy pool, so
+/// the api starts and sells while PostgreSQL is down.
+fn health_pool(config: &DatabaseConfig) -> PgPool {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(&config.url);
+    bb8::Pool::builder()
+        .max_size(2)
+        .min_idle(Some(0))
+        .connection_timeout(config.connect_timeout)
+        .build_unchecked(manager)
+}
+
+/// The URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,33 @@
+use serde_json::Value;
+
+use crate::helpers::{admin_database_url, spawn_app_with, TestConfig};
+
+#[tokio::test]
+async fn health_is_ok_when_redis_and_postgres_are_up() {
+    let app = spawn_app_with(TestConfig::active(1).set("DATABASE_URL", admin_database_url())).await;
+
+    let response = app.get("/api/health").await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["services"]["redis"]["status"], "up");
+    assert_eq!(body["services"]["database"]["status"], "up");
+    assert!(body["services"]["redis"]["latencyMs"].is_number());
+    assert!(body["timestamp"].is_string());
+}
+
+#[tokio::test]
+async fn health_is_degraded_but_200_when_postgres_is_down() {
+    // TestConfig points DATABASE_URL at a port where nothing listens.
+    let app = spawn_app_with(TestConfig::active(1)).await;
+
+    let response = app.get("/api/health").await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["services"]["database"]["status"], "down");
+    // Sales go on without PostgreSQL.
+    assert_eq!(app.purchase("no-db-buyer").await.status(), 201);
+}

@@ -1,0 +1,230 @@
+//! `spawn_app()`: the real api in-process on port 0, against real Redis and
+//! PostgreSQL, with its own sale id, queue name and database per test.
+
+use std::time::Duration;
+
+use api::{Application, Settings};
+use diesel::{sql_query, QueryableByName};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use domain::{config::Env, SaleId, SaleKeys};
+use fred::prelude::{Client as Redis, ClientLike, Config as RedisConfig, KeysInterface};
+use reqwest::{Client, Response};
+use serde_json::{json, Value};
+
+/// The shared Redis the tests use (each test under its own keys).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A PostgreSQL URL allowed to create databases.
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty database for one test.
+pub async fn create_database() -> String {
+    let name = format!("fs_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = admin_database_url();
+    let mut conn = AsyncPgConnection::establish(&admin)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let (base, _) = admin.rsplit_once('/').expect("URL has a database path");
+    format!("{base}/{name}")
+}
+
+/// A unique sale id, so tests never share keys.
+pub fn unique_sale_id() -> SaleId {
+    let raw = format!("test-{}", uuid::Uuid::new_v4().simple());
+    SaleId::parse(&raw).expect("valid sale id")
+}
+
+/// Variables of one test app; tests override what they exercise.
+pub struct TestConfig {
+    pub vars: Vec<(String, String)>,
+}
+
+impl TestConfig {
+    /// An active sale of `stock`, limits off, no PostgreSQL needed.
+    pub fn active(stock: u64) -> Self {
+        let sale = unique_sale_id();
+        let vars = [
+            ("SALE_ID", sale.to_string()),
+            ("SALE_START_TIME", "2020-01-01T00:00:00Z".into()),
+            ("SALE_END_TIME", "2099-01-01T00:00:00Z".into()),
+            ("STOCK_QUANTITY", stock.to_string()),
+            ("REDIS_URL", redis_url()),
+            ("ORDER_QUEUE", format!("test:{sale}:orders")),
+            // Nothing listens there: tests needing PostgreSQL set their own.
+            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none".into()),
+            ("DATABASE_CONNECT_TIMEOUT_SECONDS", "1".into()),
+            ("IP_RATE_LIMIT_PER_SECOND", "0".into()),
+            ("IP_RATE_LIMIT_PER_10_SECONDS", "0".into()),
+            ("USER_MAX_ATTEMPTS", "0".into()),
+            ("HOST", "127.0.0.1".into()),
+            ("PORT", "0".into()),
+        ];
+        Self {
+            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }
+    }
+
+    pub fn set(mut self, name: &str, value: impl ToString) -> Self {
+        self.vars.retain(|(k, _)| k != name);
+        self.vars.push((name.to_owned(), value.to_string()));
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn env(&self) -> Env {
+        Env::from_pairs(self.vars.clone())
+    }
+
+    pub fn sale_id(&self) -> SaleId {
+        SaleId::parse(self.get("SALE_ID").expect("SALE_ID set")).expect("valid sale id")
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub config: TestConfig,
+    pub client: Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestConfig::active(10)).await
+}
+
+pub async fn spawn_app_with(config: TestConfig) -> TestApp {
+    let settings = Settings::from_env(&config.env()).expect("valid test settings");
+    let app = Application::build(settings).await.expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        config,
+        client: Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("http client"),
+        handle,
+    }
+}
+
+impl TestApp {
+    pub async fn purchase(&self, user_id: &str) -> Response {
+        self.post_purchase_json(&json!({ "userId": user_id })).await
+    }
+
+    pub async fn post_purchase_json(&self, body: &Value) -> Response {
+        self.client
+            .post(format!("{}/api/purchases", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_purchase_raw(
+        &self,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.client
+            .post(format!("{}/api/purchases", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn purchase_status(&self, user_id: &str) -> Response {
+        self.get(&format!("/api/purchases/{user_id}")).await
+    }
+
+    pub async fn sale_status(&self) -> Value {
+        let response = self.get("/api/sale/status").await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json body")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub fn keys(&self) -> SaleKeys {
+        SaleKeys::new(&self.config.sale_id())
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// A direct Redis connection, to look at (or break) what the api wrote.
+pub async fn redis() -> Redis {
+    let client = Redis::new(
+        RedisConfig::from_url(&redis_url()).expect("url"),
+        None,
+        None,
+        None,
+    );
+    client.init().await.expect("connect to redis");
+    client
+}
+
+pub async fn redis_get(key: &str) -> Option<String> {
+    redis().await.get(key).await.expect("GET")
+}
+
+/// Counts the 2xx/4xx statuses of a batch of responses.
+pub fn count(statuses: &[u16], wanted: u16) -> usize {
+    statuses.iter().filter(|s| **s == wanted).count()
+}
+
+#[derive(QueryableByName)]
+pub struct OrderRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub user_id: String,
+}
+
+/// The orders of a sale, polled until `expected` rows are there or 15 s pass.
+pub async fn wait_for_orders(database_url: &str, sale: &SaleId, expected: usize) -> Vec<OrderRow> {
+    let mut conn = AsyncPgConnection::establish(database_url)
+        .await
+        .expect("connect to test database");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows: Vec<OrderRow> = sql_query(
+            "SELECT id::text AS id, user_id FROM orders WHERE sale_id = $1 ORDER BY user_id",
+        )
+        .bind::<diesel::sql_types::Text, _>(sale.as_str())
+        .load(&mut conn)
+        .await
+        .unwrap_or_default();
+        if rows.len() >= expected || tokio::time::Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,11 @@
+//! The api's integration tests: one binary, so linking happens once.
+
+mod arming;
+mod concurrency;
+mod health;
+mod helpers;
+mod limits;
+mod persistence;
+mod purchases;
+mod sale_status;
+mod validation;

@@ -1,0 +1,109 @@
+//! PostgreSQL: the pool, the embedded migrations and the order insert.
+
+use anyhow::Context;
+use diesel::{prelude::*, sql_query};
+use diesel_async::{
+    pooled_connection::{bb8, AsyncDieselConnectionManager},
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl,
+};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use domain::{config::DatabaseConfig, PersistOrder};
+
+use crate::schema::orders;
+
+pub type PgPool = bb8::Pool<AsyncPgConnection>;
+
+/// The SQL migrations of `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// Key of the advisory lock that serialises migrations across workers.
+const MIGRATION_LOCK_KEY: i64 = 0x0f1a_5e5a_1e00_0001;
+
+/// A pool that connects lazily: the worker starts even if PostgreSQL is down
+/// and its jobs wait (and retry) until it is back.
+pub fn pool(config: &DatabaseConfig) -> PgPool {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(&config.url);
+    bb8::Pool::builder()
+        .max_size(config.pool_max)
+        .min_idle(Some(config.pool_min))
+        .idle_timeout(Some(config.idle_timeout))
+        .connection_timeout(config.connect_timeout)
+        .build_unchecked(manager)
+}
+
+/// Applies pending migrations, holding an advisory lock so that several
+/// workers starting at once apply them exactly once.
+pub async fn migrate(url: &str) -> anyhow::Result<usize> {
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .context("connecting to PostgreSQL to run migrations")?;
+    sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+        .execute(&mut conn)
+        .await
+        .context("taking the migration lock")?;
+    let mut harness = AsyncMigrationHarness::new(conn);
+    let applied = harness
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.len())
+        .map_err(|e| anyhow::anyhow!("applying migrations: {e}"));
+    let mut conn = harness.into_inner();
+    // The lock also goes with the session; unlock anyway so a pooled or
+    // long-lived connection never keeps it.
+    let unlocked = sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+        .execute(&mut conn)
+        .await;
+    let applied = applied?;
+    unlocked.context("releasing the migration lock")?;
+    Ok(applied)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = orders)]
+struct NewOrder<'a> {
+    id: uuid::Uuid,
+    sale_id: &'a str,
+    user_id: &'a str,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What an insert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    New,
+    /// The order was there already: a job delivered again.
+    AlreadyPersisted,
+    /// The user has another order for this sale. Redis never confirms two
+    /// purchases of one user, so this is a bug or a tampered ledger; the
+    /// unique constraint keeps the database right and we report it.
+    ConflictingOrder,
+}
+
+/// Inserts an order once, whatever the number of deliveries.
+pub async fn insert_order(
+    conn: &mut AsyncPgConnection,
+    job: &PersistOrder,
+) -> QueryResult<Inserted> {
+    let rows = diesel::insert_into(orders::table)
+        .values(NewOrder {
+            id: job.order_id.as_uuid(),
+            sale_id: job.sale_id.as_str(),
+            user_id: job.user_id.as_str(),
+            created_at: job.purchased_at,
+        })
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    if rows == 1 {
+        return Ok(Inserted::New);
+    }
+    let same_id: i64 = orders::table
+        .filter(orders::id.eq(job.order_id.as_uuid()))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(if same_id == 1 {
+        Inserted::AlreadyPersisted
+    } else {
+        Inserted::ConflictingOrder
+    })
+}

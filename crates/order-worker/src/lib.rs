@@ -1,0 +1,137 @@
+//! The order worker: consumes `PersistOrder` jobs and writes order rows.
+//!
+//! `main.rs` only reads settings and calls [`run`] or [`migrate`]; tests call
+//! [`spawn`] to run the real worker in-process.
+
+pub mod db;
+pub mod jobs;
+mod schema;
+pub mod settings;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use apalis::layers::retry::backoff::MakeBackoff;
+use apalis::{
+    layers::retry::{backoff::ExponentialBackoffMaker, HasherRng},
+    prelude::*,
+};
+use tokio_util::sync::CancellationToken;
+
+pub use settings::WorkerSettings;
+
+use crate::jobs::{persist_order, JobContext};
+
+/// Applies the migrations alone (`order-worker migrate`).
+pub async fn migrate(settings: &WorkerSettings) -> anyhow::Result<()> {
+    let applied = db::migrate(&settings.database.url).await?;
+    tracing::info!(applied, "migrations up to date");
+    Ok(())
+}
+
+/// Runs the worker until `shutdown` is cancelled.
+///
+/// Migrations are applied first (retried while PostgreSQL is unreachable).
+/// The apalis loop is supervised: if it fails (Redis gone, a timeout), it is
+/// built again after a pause instead of taking the process down.
+pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if !migrate_when_reachable(&settings, &shutdown).await {
+        return Ok(());
+    }
+    let context = JobContext {
+        pool: db::pool(&settings.database),
+    };
+    let mut restarts = 0u32;
+    while !shutdown.is_cancelled() {
+        match run_once(&settings, context.clone(), shutdown.clone()).await {
+            Ok(()) if shutdown.is_cancelled() => break,
+            Ok(()) => tracing::warn!("worker loop ended by itself; restarting"),
+            Err(error) => tracing::error!(
+                error = format!("{error:#}"),
+                "worker loop failed; restarting"
+            ),
+        }
+        restarts += 1;
+        let pause = Duration::from_millis(200 * u64::from(restarts.min(10)));
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Runs [`run`] on the current runtime; for tests and embedding.
+pub fn spawn(settings: WorkerSettings) -> WorkerHandle {
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(settings, shutdown.clone()));
+    WorkerHandle { shutdown, task }
+}
+
+/// A worker running in-process.
+pub struct WorkerHandle {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl WorkerHandle {
+    /// Asks the worker to stop and waits until it has.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await.context("worker task panicked")?
+    }
+}
+
+async fn migrate_when_reachable(settings: &WorkerSettings, shutdown: &CancellationToken) -> bool {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match db::migrate(&settings.database.url).await {
+            Ok(applied) => {
+                tracing::info!(applied, "migrations up to date");
+                return true;
+            }
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "cannot apply migrations yet; retrying"
+            ),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn run_once(
+    settings: &WorkerSettings,
+    context: JobContext,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let conn =
+        domain::queue::connection(&settings.redis).context("creating the queue connection")?;
+    let storage = domain::queue::storage(conn, &settings.queue);
+    let backoff = ExponentialBackoffMaker::new(
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+        0.5,
+        HasherRng::default(),
+    )
+    .context("building the retry backoff")?
+    .make_backoff();
+    let worker = WorkerBuilder::new(settings.name.as_str())
+        .backend(storage.poll_with_interval(settings.poll_interval))
+        .data(context)
+        .concurrency(settings.concurrency)
+        .retry(RetryPolicy::retries(settings.max_retries).with_backoff(backoff))
+        .build(persist_order);
+    tracing::info!(name = %settings.name, queue = %settings.queue, concurrency = settings.concurrency, "worker started");
+    worker
+        .run_until(async move {
+            shutdown.cancelled().await;
+            Ok::<(), WorkerError>(())
+        })
+        .await
+        .context("apalis worker")
+}

@@ -1,0 +1,159 @@
+//! The worker's integration tests, against real PostgreSQL and Redis.
+
+use std::time::Duration;
+
+use apalis_core::{backend::TaskSink, task::builder::TaskBuilder};
+use chrono::Utc;
+use diesel::{sql_query, sql_types::BigInt, QueryableByName};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use domain::{config::Env, OrderId, PersistOrder, SaleId, UserId};
+use order_worker::{db, WorkerSettings};
+
+fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn create_database() -> String {
+    let name = format!("fs_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = admin_database_url();
+    let mut conn = AsyncPgConnection::establish(&admin).await.expect("connect");
+    sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let (base, _) = admin.rsplit_once('/').expect("URL has a database path");
+    format!("{base}/{name}")
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
+    sql_query(sql)
+        .get_result::<Count>(&mut conn)
+        .await
+        .map(|c| c.n)
+        .unwrap_or(-1)
+}
+
+fn job(user: &str) -> PersistOrder {
+    PersistOrder {
+        order_id: OrderId::new(),
+        sale_id: SaleId::parse("worker-test").expect("valid"),
+        user_id: UserId::parse(user).expect("valid"),
+        purchased_at: Utc::now(),
+    }
+}
+
+fn settings(database_url: &str, queue: &str) -> WorkerSettings {
+    WorkerSettings::from_env(&Env::from_pairs([
+        ("DATABASE_URL", database_url.to_owned()),
+        ("DATABASE_POOL_MIN", "0".to_owned()),
+        ("REDIS_URL", redis_url()),
+        ("ORDER_QUEUE", queue.to_owned()),
+        ("WORKER_CONCURRENCY", "4".to_owned()),
+    ]))
+    .expect("valid settings")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_migrating_at_once_apply_the_migrations_exactly_once() {
+    let url = create_database().await;
+
+    let results = futures::future::join_all((0..4).map(|_| db::migrate(&url))).await;
+
+    let applied: Vec<usize> = results.into_iter().map(|r| r.expect("migrate")).collect();
+    assert_eq!(applied.iter().sum::<usize>(), 1, "{applied:?}");
+    assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_inserted_twice_is_stored_once() {
+    let url = create_database().await;
+    db::migrate(&url).await.expect("migrate");
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    let order = job("twice");
+
+    let first = db::insert_order(&mut conn, &order).await.expect("insert");
+    let second = db::insert_order(&mut conn, &order)
+        .await
+        .expect("insert again");
+
+    assert_eq!(first, db::Inserted::New);
+    assert_eq!(second, db::Inserted::AlreadyPersisted);
+    assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_a_second_order_of_one_user_in_one_sale() {
+    let url = create_database().await;
+    db::migrate(&url).await.expect("migrate");
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+
+    db::insert_order(&mut conn, &job("greedy"))
+        .await
+        .expect("insert");
+    let other = db::insert_order(&mut conn, &job("greedy"))
+        .await
+        .expect("insert");
+
+    assert_eq!(other, db::Inserted::ConflictingOrder);
+    assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_delivered_twice_through_the_queue_inserts_once() {
+    let url = create_database().await;
+    let queue = format!("test:{}:orders", uuid::Uuid::new_v4().simple());
+    let settings = settings(&url, &queue);
+    let conn = domain::queue::connection(&settings.redis).expect("queue connection");
+    let mut storage = domain::queue::storage(conn, &queue);
+    let order = job("delivered-twice");
+    for _ in 0..2 {
+        storage
+            .push_task(TaskBuilder::new(order.clone()).build())
+            .await
+            .expect("push");
+    }
+    storage
+        .push_task(TaskBuilder::new(job("someone-else")).build())
+        .await
+        .expect("push");
+
+    let worker = order_worker::spawn(settings);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let sql = "SELECT count(*) AS n FROM orders";
+    while count(&url, sql).await < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Give a wrongly duplicated insert the time to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    worker.stop().await.expect("worker stops cleanly");
+
+    assert_eq!(count(&url, sql).await, 2);
+    let same = format!(
+        "SELECT count(*) AS n FROM orders WHERE id = '{}'",
+        order.order_id
+    );
+    assert_eq!(count(&url, &same).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_alone_is_idempotent() {
+    let url = create_database().await;
+    let settings = settings(&url, "unused");
+
+    order_worker::migrate(&settings).await.expect("first");
+    order_worker::migrate(&settings).await.expect("second");
+
+    assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 0);
+}
