@@ -1,0 +1,52 @@
+# Flash sale: the front door. `make` lists the targets.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help run build test test-unit lint fmt migrate services-up services-down clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: build ## Start Redis + PostgreSQL (reused or private), the worker and the api with a demo sale active now
+	@deploy/local/run.sh
+
+build: ## Build the release binaries (api, order-worker)
+	$(CARGO) build --release --bins
+
+test: ## Run every test against real Redis and PostgreSQL (started if needed)
+	@deploy/local/services.sh up
+	@. .run/services.env && deploy/local/services.sh clean-test-data
+	@. .run/services.env && \
+	  export TEST_REDIS_URL="redis://$$REDIS_HOST:$$REDIS_PORT" TEST_DATABASE_URL="$$DATABASE_URL" && \
+	  if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	    $(CARGO) nextest run --workspace --no-fail-fast; \
+	  else \
+	    $(CARGO) test --workspace --no-fail-fast; \
+	  fi
+
+test-unit: ## Unit tests only (no services needed)
+	$(CARGO) test --workspace --lib --bins
+
+lint: ## rustfmt check, clippy with warnings denied, domain free of actix and diesel
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@for dep in actix-web diesel; do \
+	  if $(CARGO) tree -p domain -e normal -i $$dep >/dev/null 2>&1; then \
+	    echo "domain must not depend on $$dep"; exit 1; fi; done; echo "domain is free of actix-web and diesel"
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+migrate: ## Apply the database migrations alone (order-worker migrate)
+	$(CARGO) run --release --bin order-worker -- migrate
+
+services-up: ## Make Redis and PostgreSQL reachable (reuse, start private ones, or docker compose)
+	@deploy/local/services.sh up
+
+services-down: ## Stop the private Redis and PostgreSQL started under .run/
+	@deploy/local/services.sh down
+
+clean: ## Remove build output and private service data
+	$(CARGO) clean
+	rm -rf .run

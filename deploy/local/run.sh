@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# `make run`: Redis + PostgreSQL (reused or started), then the order worker
+# and the api with a demo sale that is active now. Ctrl-C stops what it started.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+if [ -f .env ]; then set -a; . ./.env; set +a; fi
+
+deploy/local/services.sh up
+. .run/services.env
+
+# A fresh demo sale per run unless .env or the environment names one.
+: "${SALE_ID:=demo-$(date -u +%Y%m%d-%H%M%S)}"
+: "${SALE_START_TIME:=$(date -u +%Y-%m-%dT%H:%M:%SZ)}"
+: "${SALE_END_TIME:=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)}"
+: "${STOCK_QUANTITY:=100}"
+: "${PORT:=3000}"
+export SALE_ID SALE_START_TIME SALE_END_TIME STOCK_QUANTITY PORT
+
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+for bin in api order-worker; do
+  [ -x "$BIN/$bin" ] || { echo "missing $BIN/$bin: run 'make build' first" >&2; exit 1; }
+done
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "[run] stopping api and worker"
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+"$BIN/order-worker" & pids+=($!)
+"$BIN/api" & pids+=($!)
+
+for _ in $(seq 100); do
+  curl -fs "http://localhost:$PORT/api/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+cat <<MSG
+
+  Flash sale "$SALE_ID" is live: $STOCK_QUANTITY items, $SALE_START_TIME .. $SALE_END_TIME
+
+  API      http://localhost:$PORT          (GET /api/sale/status, POST /api/purchases)
+  Health   http://localhost:$PORT/api/health
+
+  Try:  curl -X POST http://localhost:$PORT/api/purchases -H 'Content-Type: application/json' -d '{"userId":"user-42"}'
+
+  Ctrl-C stops the api and the worker (Redis and PostgreSQL keep running; 'make services-down' stops private ones).
+
+MSG
+
+# Whichever exits first (or Ctrl-C) ends the run.
+wait -n "${pids[@]}"
