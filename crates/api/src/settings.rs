@@ -31,6 +31,8 @@ pub struct Settings {
     pub port: u16,
     pub sale: SaleSettings,
     pub redis: RedisConfig,
+    /// Where the order queue lives (`REDIS_QUEUE_URL`, else `redis`).
+    pub queue_redis: RedisConfig,
     pub redis_pool_size: usize,
     pub database: DatabaseConfig,
     pub queue: String,
@@ -66,11 +68,13 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        let redis = RedisConfig::from_env(env)?;
         Ok(Self {
             host: env.string("HOST", "0.0.0.0"),
             port: env.parse("PORT", 3000)?,
             sale: SaleSettings::from_env(env)?,
-            redis: RedisConfig::from_env(env)?,
+            queue_redis: RedisConfig::queue_from_env(env, &redis)?,
+            redis,
             redis_pool_size,
             database: DatabaseConfig::from_env(env)?,
             queue: config::order_queue(env),

@@ -8,6 +8,7 @@
 //! - `REDIS_URL` (unset): `redis://...` URL; overrides the three below
 //! - `REDIS_HOST` (`localhost`), `REDIS_PORT` (`6379`), `REDIS_PASSWORD` (unset)
 //! - `REDIS_COMMAND_TIMEOUT_MS` (`1000`): every Redis call fails after this
+//! - `REDIS_QUEUE_URL` (the main Redis): where the order queue lives
 //! - `DATABASE_URL` (`postgresql://flash_sale_user:flash_sale_password@localhost:5432/flash_sale_db`)
 //! - `DATABASE_POOL_MAX` (`20`), `DATABASE_POOL_MIN` (`5`),
 //!   `DATABASE_IDLE_TIMEOUT_SECONDS` (`30`), `DATABASE_CONNECT_TIMEOUT_SECONDS` (`5`)
@@ -144,6 +145,27 @@ impl RedisConfig {
             url,
             command_timeout: Duration::from_millis(timeout_ms),
         })
+    }
+}
+
+impl RedisConfig {
+    /// The Redis of the order queue: `REDIS_QUEUE_URL`, else the main one.
+    ///
+    /// apalis-redis needs a standalone Redis; with a Redis Cluster for the
+    /// inventory, the queue lives on its own instance.
+    pub fn queue_from_env(env: &Env, main: &RedisConfig) -> Result<Self, ConfigError> {
+        match env.get("REDIS_QUEUE_URL") {
+            None => Ok(main.clone()),
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Self {
+                url: url.to_owned(),
+                command_timeout: main.command_timeout,
+            }),
+            Some(url) => Err(ConfigError::new(
+                "REDIS_QUEUE_URL",
+                url,
+                "must start with redis:// or rediss://",
+            )),
+        }
     }
 }
 

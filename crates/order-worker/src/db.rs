@@ -66,6 +66,17 @@ struct NewOrder<'a> {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
+impl<'a> From<&'a PersistOrder> for NewOrder<'a> {
+    fn from(job: &'a PersistOrder) -> Self {
+        NewOrder {
+            id: job.order_id.as_uuid(),
+            sale_id: job.sale_id.as_str(),
+            user_id: job.user_id.as_str(),
+            created_at: job.purchased_at,
+        }
+    }
+}
+
 /// What an insert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
@@ -84,12 +95,7 @@ pub async fn insert_order(
     job: &PersistOrder,
 ) -> QueryResult<Inserted> {
     let rows = diesel::insert_into(orders::table)
-        .values(NewOrder {
-            id: job.order_id.as_uuid(),
-            sale_id: job.sale_id.as_str(),
-            user_id: job.user_id.as_str(),
-            created_at: job.purchased_at,
-        })
+        .values(NewOrder::from(job))
         .on_conflict_do_nothing()
         .execute(conn)
         .await?;
@@ -106,4 +112,42 @@ pub async fn insert_order(
     } else {
         Inserted::ConflictingOrder
     })
+}
+
+/// Inserts many orders in one statement; rows already there are skipped.
+/// Returns how many were new.
+pub async fn insert_orders(
+    conn: &mut AsyncPgConnection,
+    jobs: &[PersistOrder],
+) -> QueryResult<usize> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<NewOrder<'_>> = jobs.iter().map(NewOrder::from).collect();
+    diesel::insert_into(orders::table)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await
+}
+
+/// How many orders a sale has in PostgreSQL.
+pub async fn count_orders(conn: &mut AsyncPgConnection, sale: &str) -> QueryResult<i64> {
+    orders::table
+        .filter(orders::sale_id.eq(sale))
+        .count()
+        .get_result(conn)
+        .await
+}
+
+/// Which of `ids` are already orders.
+pub async fn existing_order_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[uuid::Uuid],
+) -> QueryResult<Vec<uuid::Uuid>> {
+    orders::table
+        .filter(orders::id.eq_any(ids))
+        .select(orders::id)
+        .load(conn)
+        .await
 }

@@ -5,6 +5,8 @@
 
 pub mod db;
 pub mod jobs;
+pub mod promote;
+pub mod reconcile;
 mod schema;
 pub mod settings;
 
@@ -20,7 +22,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use settings::WorkerSettings;
 
-use crate::jobs::{persist_order, JobContext};
+use crate::{
+    jobs::{persist_order, JobContext},
+    promote::Promoter,
+    reconcile::Reconciler,
+};
 
 /// Applies the migrations alone (`order-worker migrate`).
 pub async fn migrate(settings: &WorkerSettings) -> anyhow::Result<()> {
@@ -32,24 +38,57 @@ pub async fn migrate(settings: &WorkerSettings) -> anyhow::Result<()> {
 /// Runs the worker until `shutdown` is cancelled.
 ///
 /// Migrations are applied first (retried while PostgreSQL is unreachable).
-/// The apalis loop is supervised: if it fails (Redis gone, a timeout), it is
-/// built again after a pause instead of taking the process down.
+/// Three tasks then run side by side: the apalis loop persisting jobs, the
+/// promoter keeping the queue from jamming, and the reconciler persisting
+/// ledger entries no job delivered. The apalis loop is supervised: if it
+/// fails (Redis gone, a timeout), it is built again after a pause, under a
+/// new name (apalis refuses a name registered less than a heartbeat ago).
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
     if !migrate_when_reachable(&settings, &shutdown).await {
         return Ok(());
     }
-    let context = JobContext {
-        pool: db::pool(&settings.database),
-    };
+    let pool = db::pool(&settings.database);
+    let queue_conn = domain::queue::connection(&settings.queue_redis)
+        .context("creating the queue connection")?;
+    let ledger_conn =
+        domain::queue::connection(&settings.redis).context("creating the ledger connection")?;
+    let promoter = Promoter::new(&settings.queue);
+    let background = [
+        tokio::spawn(promoter.clone().run(
+            queue_conn.clone(),
+            settings.poll_interval,
+            shutdown.clone(),
+        )),
+        tokio::spawn(
+            Reconciler::new(ledger_conn, pool.clone(), settings.reconcile.clone())
+                .run(shutdown.clone()),
+        ),
+    ];
+
+    let context = JobContext { pool };
     let mut restarts = 0u32;
     while !shutdown.is_cancelled() {
-        match run_once(&settings, context.clone(), shutdown.clone()).await {
+        let name = format!("{}-{restarts}", settings.name);
+        if let Err(error) = promoter.promote_all(&mut queue_conn.clone()).await {
+            tracing::warn!(%error, "promoting due jobs failed");
+        }
+        let result = run_once(
+            &settings,
+            &name,
+            queue_conn.clone(),
+            context.clone(),
+            shutdown.clone(),
+        )
+        .await;
+        match result {
             Ok(()) if shutdown.is_cancelled() => break,
             Ok(()) => tracing::warn!("worker loop ended by itself; restarting"),
-            Err(error) => tracing::error!(
-                error = format!("{error:#}"),
-                "worker loop failed; restarting"
-            ),
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "worker loop failed; restarting"
+                )
+            }
         }
         restarts += 1;
         let pause = Duration::from_millis(200 * u64::from(restarts.min(10)));
@@ -57,6 +96,9 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(pause) => {}
         }
+    }
+    for task in background {
+        let _ = task.await;
     }
     tracing::info!("worker stopped");
     Ok(())
@@ -106,11 +148,11 @@ async fn migrate_when_reachable(settings: &WorkerSettings, shutdown: &Cancellati
 
 async fn run_once(
     settings: &WorkerSettings,
+    name: &str,
+    conn: redis::aio::ConnectionManager,
     context: JobContext,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let conn =
-        domain::queue::connection(&settings.redis).context("creating the queue connection")?;
     let storage = domain::queue::storage(conn, &settings.queue);
     let backoff = ExponentialBackoffMaker::new(
         Duration::from_millis(100),
@@ -120,13 +162,13 @@ async fn run_once(
     )
     .context("building the retry backoff")?
     .make_backoff();
-    let worker = WorkerBuilder::new(settings.name.as_str())
+    let worker = WorkerBuilder::new(name)
         .backend(storage.poll_with_interval(settings.poll_interval))
         .data(context)
         .concurrency(settings.concurrency)
         .retry(RetryPolicy::retries(settings.max_retries).with_backoff(backoff))
         .build(persist_order);
-    tracing::info!(name = %settings.name, queue = %settings.queue, concurrency = settings.concurrency, "worker started");
+    tracing::info!(%name, queue = %settings.queue, concurrency = settings.concurrency, "worker started");
     worker
         .run_until(async move {
             shutdown.cancelled().await;

@@ -8,6 +8,11 @@
 //! - `WORKER_POLL_INTERVAL_MS` (`100`): how often an idle worker asks for jobs
 //! - `WORKER_MAX_RETRIES` (`10`): in-process retries of a failing job, with
 //!   exponential backoff from 100 ms up to 10 s
+//! - `RECONCILE_INTERVAL_MS` (`10000`): how often the reconciler compares
+//!   the Redis ledgers with PostgreSQL
+//! - `RECONCILE_GRACE_MS` (`10000`): ledger entries younger than this are
+//!   left to their job
+//! - `RECONCILE_SALES` (`*`): glob of the sale ids this worker reconciles
 
 use std::time::Duration;
 
@@ -16,15 +21,21 @@ use domain::{
     telemetry::LogFormat,
 };
 
+use crate::reconcile::ReconcileSettings;
+
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
+    /// The Redis holding the sales' ledgers.
     pub redis: RedisConfig,
+    /// The Redis holding the order queue (the same one unless split).
+    pub queue_redis: RedisConfig,
     pub database: DatabaseConfig,
     pub queue: String,
     pub name: String,
     pub concurrency: usize,
     pub poll_interval: Duration,
     pub max_retries: usize,
+    pub reconcile: ReconcileSettings,
     pub log_format: LogFormat,
 }
 
@@ -46,14 +57,29 @@ impl WorkerSettings {
                 "must be at least 1",
             ));
         }
+        let redis = RedisConfig::from_env(env)?;
+        let interval_ms: u64 = env.parse("RECONCILE_INTERVAL_MS", 10_000)?;
+        if interval_ms == 0 {
+            return Err(ConfigError::new(
+                "RECONCILE_INTERVAL_MS",
+                "0",
+                "must be at least 1",
+            ));
+        }
         Ok(Self {
-            redis: RedisConfig::from_env(env)?,
+            queue_redis: RedisConfig::queue_from_env(env, &redis)?,
+            redis,
             database: DatabaseConfig::from_env(env)?,
             queue: config::order_queue(env),
             name: env.string("WORKER_NAME", &default_name()),
             concurrency,
             poll_interval: Duration::from_millis(poll_ms),
             max_retries: env.parse("WORKER_MAX_RETRIES", 10)?,
+            reconcile: ReconcileSettings {
+                interval: Duration::from_millis(interval_ms),
+                grace: Duration::from_millis(env.parse("RECONCILE_GRACE_MS", 10_000)?),
+                sales: env.string("RECONCILE_SALES", "*"),
+            },
             log_format: env.parse("LOG_FORMAT", LogFormat::Pretty)?,
         })
     }

@@ -54,15 +54,40 @@ fn job(user: &str) -> PersistOrder {
     }
 }
 
-fn settings(database_url: &str, queue: &str) -> WorkerSettings {
+/// Settings of a test worker; it reconciles only the sales matching `sales`.
+fn settings_for(database_url: &str, queue: &str, sales: &str) -> WorkerSettings {
     WorkerSettings::from_env(&Env::from_pairs([
         ("DATABASE_URL", database_url.to_owned()),
         ("DATABASE_POOL_MIN", "0".to_owned()),
         ("REDIS_URL", redis_url()),
         ("ORDER_QUEUE", queue.to_owned()),
-        ("WORKER_CONCURRENCY", "4".to_owned()),
+        ("WORKER_CONCURRENCY", "16".to_owned()),
+        ("RECONCILE_INTERVAL_MS", "200".to_owned()),
+        ("RECONCILE_GRACE_MS", "0".to_owned()),
+        ("RECONCILE_SALES", sales.to_owned()),
     ]))
     .expect("valid settings")
+}
+
+/// Settings of a test worker that reconciles no sale.
+fn settings(database_url: &str, queue: &str) -> WorkerSettings {
+    settings_for(database_url, queue, "none-of-this-test")
+}
+
+fn unique_queue() -> String {
+    format!("test:{}:orders", uuid::Uuid::new_v4().simple())
+}
+
+/// Polls `sql` until it counts `expected` or `timeout` passes; returns the last count.
+async fn wait_for_count(url: &str, sql: &str, expected: i64, timeout: Duration) -> i64 {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let n = count(url, sql).await;
+        if n >= expected || tokio::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,4 +181,86 @@ async fn migrate_alone_is_idempotent() {
     order_worker::migrate(&settings).await.expect("second");
 
     assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_persists_ledger_entries_that_no_job_delivered() {
+    let url = create_database().await;
+    let sale = SaleId::parse(&format!("test-{}", uuid::Uuid::new_v4().simple())).expect("valid");
+    let keys = domain::SaleKeys::new(&sale);
+    let orphan = domain::LedgerEntry {
+        order_id: OrderId::new(),
+        purchased_at: Utc::now(),
+    };
+    let mut redis = domain::queue::connection(&settings(&url, "unused").redis).expect("redis");
+    let _: () = redis::cmd("HSET")
+        .arg(keys.buyers())
+        .arg("orphan-buyer")
+        .arg(orphan.encode())
+        .query_async(&mut redis)
+        .await
+        .expect("HSET");
+
+    let worker = order_worker::spawn(settings_for(&url, &unique_queue(), sale.as_str()));
+    let sql = format!(
+        "SELECT count(*) AS n FROM orders WHERE id = '{}' AND user_id = 'orphan-buyer'",
+        orphan.order_id
+    );
+    let found = wait_for_count(&url, &sql, 1, Duration::from_secs(15)).await;
+    worker.stop().await.expect("worker stops cleanly");
+
+    assert_eq!(found, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promoting_a_backlog_past_luas_unpack_limit_moves_every_job() {
+    let queue = unique_queue();
+    let settings = settings("postgres://unused@127.0.0.1:1/none", &queue);
+    let conn = domain::queue::connection(&settings.redis).expect("queue connection");
+    let mut storage = domain::queue::storage(conn.clone(), &queue);
+    for chunk in 0..9 {
+        let jobs = (0..1000).map(|i| job(&format!("u{chunk}-{i}"))).collect();
+        storage.push_bulk(jobs).await.expect("push");
+    }
+    let config = apalis_redis::Config::default().queue(&queue);
+
+    let moved = order_worker::promote::Promoter::new(&queue)
+        .promote_all(&mut conn.clone())
+        .await
+        .expect("promote");
+
+    let mut conn = conn;
+    let scheduled: usize = redis::cmd("ZCARD")
+        .arg(config.scheduled_jobs_set())
+        .query_async(&mut conn)
+        .await
+        .expect("ZCARD");
+    let active: usize = redis::cmd("LLEN")
+        .arg(config.active_jobs_list())
+        .query_async(&mut conn)
+        .await
+        .expect("LLEN");
+    assert_eq!((moved, scheduled, active), (9000, 0, 9000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_thousand_jobs_pushed_while_no_worker_runs_all_drain_once_one_starts() {
+    let url = create_database().await;
+    let queue = unique_queue();
+    let settings = settings(&url, &queue);
+    let conn = domain::queue::connection(&settings.redis).expect("queue connection");
+    let mut storage = domain::queue::storage(conn, &queue);
+    for chunk in 0..20 {
+        let jobs = (0..1000)
+            .map(|i| job(&format!("backlog-{chunk}-{i}")))
+            .collect();
+        storage.push_bulk(jobs).await.expect("push");
+    }
+
+    let worker = order_worker::spawn(settings);
+    let sql = "SELECT count(*) AS n FROM orders";
+    let persisted = wait_for_count(&url, sql, 20_000, Duration::from_secs(120)).await;
+    worker.stop().await.expect("worker stops cleanly");
+
+    assert_eq!(persisted, 20_000);
 }

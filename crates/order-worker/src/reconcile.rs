@@ -1,0 +1,205 @@
+//! The reconciler: persists confirmed purchases that never became order rows.
+//!
+//! The Redis ledger (`{sale:ID}:buyers`) is written atomically with the
+//! stock change, so it is the record of every 201. A job can still go
+//! missing: the push failed, the api died between script and push, apalis
+//! parked the job as dead after its retries, or the queue jammed. Whatever
+//! the cause, comparing the ledger with PostgreSQL finds it, and the insert
+//! is idempotent, so racing the normal job path is harmless.
+
+use std::{collections::HashSet, time::Duration};
+
+use chrono::Utc;
+use domain::{LedgerEntry, PersistOrder, SaleId, UserId};
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{self, PgPool};
+
+/// Ledger entries read and checked per round trip.
+const BATCH: usize = 500;
+
+#[derive(Debug, Clone)]
+pub struct ReconcileSettings {
+    /// Time between passes.
+    pub interval: Duration,
+    /// Entries younger than this are left to their job.
+    pub grace: Duration,
+    /// Glob of the sale ids to reconcile (`*`: every sale in this Redis).
+    pub sales: String,
+}
+
+pub struct Reconciler {
+    redis: ConnectionManager,
+    pool: PgPool,
+    settings: ReconcileSettings,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub sales: usize,
+    pub repaired: usize,
+}
+
+impl Reconciler {
+    pub fn new(redis: ConnectionManager, pool: PgPool, settings: ReconcileSettings) -> Self {
+        Self {
+            redis,
+            pool,
+            settings,
+        }
+    }
+
+    /// Passes until `shutdown`; the first one runs at once (worker start).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.settings.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.pass().await {
+                Ok(pass) if pass.repaired > 0 => {
+                    tracing::warn!(
+                        repaired = pass.repaired,
+                        sales = pass.sales,
+                        "reconciler persisted missing orders"
+                    )
+                }
+                Ok(pass) => tracing::debug!(sales = pass.sales, "reconciler pass: nothing missing"),
+                Err(error) => tracing::warn!(
+                    error = format!("{error:#}"),
+                    "reconciler pass failed; retrying next interval"
+                ),
+            }
+        }
+    }
+
+    /// Checks every sale that has a ledger.
+    pub async fn pass(&self) -> anyhow::Result<Pass> {
+        let mut pass = Pass::default();
+        for sale in self.sales().await? {
+            pass.sales += 1;
+            pass.repaired += self.reconcile_sale(&sale).await?;
+        }
+        Ok(pass)
+    }
+
+    async fn sales(&self) -> redis::RedisResult<Vec<SaleId>> {
+        let mut conn = self.redis.clone();
+        let mut cursor = 0u64;
+        let mut sales = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{{sale:{}}}:buyers", self.settings.sales))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            sales.extend(keys.iter().filter_map(|key| sale_of(key)));
+            if next == 0 {
+                return Ok(sales);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Persists the sale's ledger entries missing from PostgreSQL.
+    async fn reconcile_sale(&self, sale: &SaleId) -> anyhow::Result<usize> {
+        let keys = domain::SaleKeys::new(sale);
+        let mut redis = self.redis.clone();
+        let ledger_len: usize = redis::cmd("HLEN")
+            .arg(keys.buyers())
+            .query_async(&mut redis)
+            .await?;
+        let mut conn = self.pool.get().await?;
+        let persisted = db::count_orders(&mut conn, sale.as_str()).await?;
+        if usize::try_from(persisted).unwrap_or(usize::MAX) >= ledger_len {
+            return Ok(0);
+        }
+        let settled_before = Utc::now() - self.settings.grace;
+        let mut repaired = 0;
+        let mut cursor = 0u64;
+        loop {
+            let (next, flat): (u64, Vec<String>) = redis::cmd("HSCAN")
+                .arg(keys.buyers())
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(BATCH)
+                .query_async(&mut redis)
+                .await?;
+            let jobs: Vec<PersistOrder> = flat
+                .chunks_exact(2)
+                .filter_map(|pair| order_of(sale, &pair[0], &pair[1]))
+                .filter(|job| job.purchased_at < settled_before)
+                .collect();
+            repaired += self.persist_missing(&mut conn, jobs).await?;
+            if next == 0 {
+                return Ok(repaired);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn persist_missing(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        jobs: Vec<PersistOrder>,
+    ) -> anyhow::Result<usize> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.order_id.as_uuid()).collect();
+        let existing: HashSet<uuid::Uuid> = db::existing_order_ids(conn, &ids)
+            .await?
+            .into_iter()
+            .collect();
+        let missing: Vec<PersistOrder> = jobs
+            .into_iter()
+            .filter(|j| !existing.contains(&j.order_id.as_uuid()))
+            .collect();
+        for job in &missing {
+            tracing::info!(order.id = %job.order_id, sale.id = %job.sale_id, user.id = %job.user_id, "reconciling order missing from PostgreSQL");
+        }
+        Ok(db::insert_orders(conn, &missing).await?)
+    }
+}
+
+fn sale_of(key: &str) -> Option<SaleId> {
+    let id = key.strip_prefix("{sale:")?.strip_suffix("}:buyers")?;
+    SaleId::parse(id).ok()
+}
+
+fn order_of(sale: &SaleId, user: &str, entry: &str) -> Option<PersistOrder> {
+    let parsed = LedgerEntry::parse(entry)
+        .inspect_err(|e| tracing::error!(error = %e, "skipping a malformed ledger entry"))
+        .ok()?;
+    let user_id = UserId::parse(user)
+        .inspect_err(|e| tracing::error!(error = %e, "skipping a ledger entry with a bad user id"))
+        .ok()?;
+    Some(PersistOrder {
+        order_id: parsed.order_id,
+        sale_id: sale.clone(),
+        user_id,
+        purchased_at: parsed.purchased_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sale_ids_come_from_ledger_keys_only() {
+        assert_eq!(
+            sale_of("{sale:bf-26}:buyers").map(|s| s.to_string()),
+            Some("bf-26".into())
+        );
+        assert_eq!(sale_of("{sale:bf-26}:stock"), None);
+        assert_eq!(sale_of("other"), None);
+    }
+}
