@@ -117,6 +117,12 @@ impl Inventory {
         Ok(PurchaseOutcome::parse(&reply)?)
     }
 
+    /// Whether the sale's stock key exists (the marker of an armed sale).
+    pub async fn is_armed(&self) -> Result<bool, InventoryError> {
+        let exists: u32 = self.pool.next().exists(self.keys.stock()).await?;
+        Ok(exists == 1)
+    }
+
     /// Remaining stock; `None` when the sale is not armed in Redis.
     pub async fn stock(&self) -> Result<Option<i64>, InventoryError> {
         Ok(self.pool.next().get(self.keys.stock()).await?)

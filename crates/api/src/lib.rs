@@ -1,6 +1,7 @@
 //! The flash-sale api: accepts purchases, runs the inventory script in Redis,
 //! queues order jobs. `main.rs` is thin; tests start [`Application`] on port 0.
 
+pub mod arming;
 pub mod error;
 pub mod inventory;
 pub mod limits;

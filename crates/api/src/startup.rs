@@ -19,13 +19,14 @@ use domain::{config::DatabaseConfig, SaleKeys};
 use tracing_actix_web::TracingLogger;
 
 use crate::{
+    arming::{self, Wanted},
     error::{self, ApiError},
     inventory::{AttemptLimit, Inventory},
     limits::ip::{self, ClientAddress},
     queue::OrderQueue,
     routes::{self, IpLimits},
     settings::Settings,
-    state::{AppState, PgPool, Sale},
+    state::{AppState, PgPool},
 };
 
 /// Largest purchase body accepted; `{"userId": "<64 chars>"}` is far below.
@@ -45,18 +46,27 @@ impl Application {
         let inventory = Inventory::connect(&settings.redis, settings.redis_pool_size, keys)
             .await
             .with_context(|| format!("connecting to Redis at {}", redacted(&settings.redis.url)))?;
-        let sale = arm(&inventory, &settings).await?;
+        let db = pool(&settings.database);
+        let wanted = Wanted {
+            id: settings.sale.id.clone(),
+            total: settings.sale.stock,
+            window: settings.sale.window,
+        };
+        let sale = arming::ensure_armed(&inventory, &db, &wanted)
+            .await
+            .context("arming the sale")?;
         let queue_conn =
             domain::queue::connection(&settings.redis).context("creating the queue connection")?;
         let state = web::Data::new(AppState {
             sale,
             inventory,
             queue: OrderQueue::new(domain::queue::storage(queue_conn, &settings.queue)),
-            db: health_pool(&settings.database),
+            db,
             attempt_limit: AttemptLimit {
                 max_attempts: settings.limits.user_max_attempts,
                 window_seconds: settings.limits.user_window_seconds,
             },
+            rearm: Default::default(),
         });
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
@@ -82,29 +92,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
-}
-
-/// Arms the sale with NX semantics and returns it as Redis holds it.
-async fn arm(inventory: &Inventory, settings: &Settings) -> anyhow::Result<Sale> {
-    let wanted = &settings.sale;
-    let outcome = inventory
-        .arm(wanted.stock, &wanted.window, wanted.stock, &[])
-        .await
-        .context("arming the sale in Redis")?;
-    if outcome.armed_now {
-        tracing::info!(sale.id = %wanted.id, total = outcome.total_stock, "sale armed");
-    } else if outcome.total_stock != wanted.stock || outcome.window != wanted.window {
-        tracing::warn!(
-            sale.id = %wanted.id,
-            armed.total = outcome.total_stock,
-            "sale was armed earlier with other settings; Redis's copy wins (use a new SALE_ID for a new sale)"
-        );
-    }
-    Ok(Sale {
-        id: wanted.id.clone(),
-        total_stock: outcome.total_stock,
-        window: outcome.window,
-    })
 }
 
 fn server(
@@ -184,9 +171,10 @@ fn cors(origins: &[String]) -> Cors {
         })
 }
 
-/// The api only needs PostgreSQL for health checks: a small lazy pool, so
-/// the api starts and sells while PostgreSQL is down.
-fn health_pool(config: &DatabaseConfig) -> PgPool {
+/// The api needs PostgreSQL only for health checks and to rebuild a sale
+/// Redis lost: a small lazy pool, so the api starts and sells while
+/// PostgreSQL is down.
+fn pool(config: &DatabaseConfig) -> PgPool {
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(&config.url);
     bb8::Pool::builder()
         .max_size(2)

@@ -1,10 +1,16 @@
 //! What every handler shares.
 
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
 use chrono::{DateTime, Utc};
 use diesel_async::{pooled_connection::bb8, AsyncPgConnection};
 use domain::{SaleId, SalePhase, SaleWindow};
 
 use crate::{
+    arming::{self, Wanted},
     error::ApiError,
     inventory::{AttemptLimit, Inventory},
     queue::OrderQueue,
@@ -12,12 +18,47 @@ use crate::{
 
 pub type PgPool = bb8::Pool<AsyncPgConnection>;
 
+/// Re-arming is tried at most this often per replica while Redis lacks the sale.
+const REARM_INTERVAL: Duration = Duration::from_millis(500);
+
 pub struct AppState {
     pub sale: Sale,
     pub inventory: Inventory,
     pub queue: OrderQueue,
     pub db: PgPool,
     pub attempt_limit: AttemptLimit,
+    /// Last re-arm attempt; the lock makes re-arming single-flight.
+    pub rearm: Arc<tokio::sync::Mutex<Option<Instant>>>,
+}
+
+impl AppState {
+    /// Re-arms the sale in the background after Redis lost it (restarted
+    /// without its data, flushed): stock and ledger come back from
+    /// PostgreSQL. One attempt at a time, at most every 500 ms; the request
+    /// that noticed answers 503 and the next ones find the sale again.
+    pub fn heal(self: Arc<Self>) {
+        let Ok(mut last) = self.rearm.clone().try_lock_owned() else {
+            return;
+        };
+        if last.is_some_and(|at| at.elapsed() < REARM_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        tokio::spawn(async move {
+            let wanted = Wanted {
+                id: self.sale.id.clone(),
+                total: self.sale.total_stock,
+                window: self.sale.window,
+            };
+            match arming::ensure_armed(&self.inventory, &self.db, &wanted).await {
+                Ok(_) => tracing::info!(sale.id = %self.sale.id, "sale re-armed"),
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "re-arming failed; will retry")
+                }
+            }
+            drop(last);
+        });
+    }
 }
 
 /// The sale as armed in Redis (which wins over this replica's settings).

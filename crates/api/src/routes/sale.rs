@@ -17,13 +17,16 @@ struct SaleStatus {
 
 /// `GET /api/sale/status`: phase, window and stock. Never throttled.
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let sale = &state.sale;
     let stock = state
         .inventory
         .stock()
         .await
-        .inspect_err(|e| tracing::error!(error = ?e, "reading stock failed"))?
-        .ok_or(ApiError::NotArmed)?;
+        .inspect_err(|e| tracing::error!(error = ?e, "reading stock failed"))?;
+    let Some(stock) = stock else {
+        state.into_inner().heal();
+        return Err(ApiError::NotArmed);
+    };
+    let sale = &state.sale;
     Ok(HttpResponse::Ok().json(SaleStatus {
         status: sale.window.phase_at(Utc::now()),
         starts_at: iso_millis(sale.window.starts_at),

@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::helpers::{admin_database_url, spawn_app_with, TestConfig};
+use crate::helpers::{admin_database_url, spawn_app_with, TestConfig, DEAD_DATABASE_URL};
 
 #[tokio::test]
 async fn health_is_ok_when_redis_and_postgres_are_up() {
@@ -19,8 +19,17 @@ async fn health_is_ok_when_redis_and_postgres_are_up() {
 
 #[tokio::test]
 async fn health_is_degraded_but_200_when_postgres_is_down() {
-    // TestConfig points DATABASE_URL at a port where nothing listens.
-    let app = spawn_app_with(TestConfig::active(1)).await;
+    let config = TestConfig::active(1);
+    let sale = config.sale_id();
+    spawn_app_with(config).await;
+    // A replica of the armed sale whose PostgreSQL is unreachable.
+    let app = spawn_app_with(
+        TestConfig::active(1)
+            .set("SALE_ID", &sale)
+            .set("DATABASE_URL", DEAD_DATABASE_URL)
+            .set("DATABASE_CONNECT_TIMEOUT_SECONDS", 1),
+    )
+    .await;
 
     let response = app.get("/api/health").await;
 

@@ -49,7 +49,7 @@ pub struct TestConfig {
 }
 
 impl TestConfig {
-    /// An active sale of `stock`, limits off, no PostgreSQL needed.
+    /// An active sale of `stock`, limits off.
     pub fn active(stock: u64) -> Self {
         let sale = unique_sale_id();
         let vars = [
@@ -59,8 +59,8 @@ impl TestConfig {
             ("STOCK_QUANTITY", stock.to_string()),
             ("REDIS_URL", redis_url()),
             ("ORDER_QUEUE", format!("test:{sale}:orders")),
-            // Nothing listens there: tests needing PostgreSQL set their own.
-            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none".into()),
+            // Arming a sale missing from Redis asks PostgreSQL for its orders.
+            ("DATABASE_URL", admin_database_url()),
             ("DATABASE_CONNECT_TIMEOUT_SECONDS", "1".into()),
             ("IP_RATE_LIMIT_PER_SECOND", "0".into()),
             ("IP_RATE_LIMIT_PER_10_SECONDS", "0".into()),
@@ -190,6 +190,18 @@ pub async fn redis() -> Redis {
     client.init().await.expect("connect to redis");
     client
 }
+
+/// Deletes every key of a sale: what Redis losing its data looks like.
+pub async fn forget_sale(keys: &SaleKeys) {
+    let _: i64 = redis()
+        .await
+        .del(vec![keys.stock(), keys.meta(), keys.buyers()])
+        .await
+        .expect("DEL");
+}
+
+/// Where nothing listens: PostgreSQL "down".
+pub const DEAD_DATABASE_URL: &str = "postgres://nobody@127.0.0.1:1/none";
 
 pub async fn redis_get(key: &str) -> Option<String> {
     redis().await.get(key).await.expect("GET")

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::helpers::{create_database, spawn_app_with, wait_for_orders, TestConfig};
 
-fn worker_settings(config: &TestConfig) -> WorkerSettings {
+pub fn worker_settings(config: &TestConfig) -> WorkerSettings {
     let mut vars = config.vars.clone();
     vars.push(("WORKER_CONCURRENCY".into(), "4".into()));
     vars.push(("DATABASE_POOL_MIN".into(), "0".into()));

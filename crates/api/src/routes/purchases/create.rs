@@ -37,7 +37,8 @@ pub async fn create(
             max: state.attempt_limit.max_attempts,
         }),
         PurchaseOutcome::NotArmed => {
-            tracing::error!(sale.id = %state.sale.id, "sale keys missing in redis");
+            tracing::error!(sale.id = %state.sale.id, "sale keys missing in redis; re-arming");
+            state.into_inner().heal();
             Err(ApiError::NotArmed)
         }
     }
