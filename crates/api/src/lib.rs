@@ -3,6 +3,7 @@
 
 pub mod arming;
 pub mod error;
+pub mod failpoint;
 pub mod inventory;
 pub mod limits;
 pub mod queue;

@@ -222,11 +222,25 @@ pub struct OrderRow {
 
 /// The orders of a sale, polled until `expected` rows are there or 15 s pass.
 pub async fn wait_for_orders(database_url: &str, sale: &SaleId, expected: usize) -> Vec<OrderRow> {
-    let mut conn = AsyncPgConnection::establish(database_url)
-        .await
-        .expect("connect to test database");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    wait_for_orders_within(database_url, sale, expected, Duration::from_secs(15)).await
+}
+
+/// The orders of a sale, polled until `expected` rows are there or `timeout` passes.
+pub async fn wait_for_orders_within(
+    database_url: &str,
+    sale: &SaleId,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<OrderRow> {
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
+        let Ok(mut conn) = AsyncPgConnection::establish(database_url).await else {
+            if tokio::time::Instant::now() > deadline {
+                return Vec::new();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
         let rows: Vec<OrderRow> = sql_query(
             "SELECT id::text AS id, user_id FROM orders WHERE sale_id = $1 ORDER BY user_id",
         )
@@ -237,6 +251,7 @@ pub async fn wait_for_orders(database_url: &str, sale: &SaleId, expected: usize)
         if rows.len() >= expected || tokio::time::Instant::now() > deadline {
             return rows;
         }
+        drop(conn);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -2,10 +2,12 @@
 
 mod arming;
 mod concurrency;
+mod faults;
 mod health;
 mod helpers;
 mod limits;
 mod persistence;
 mod purchases;
 mod sale_status;
+mod support;
 mod validation;

@@ -23,6 +23,7 @@ pub async fn create(
         .inspect_err(|e| tracing::error!(error = ?e, "purchase script failed"))?;
     match outcome {
         PurchaseOutcome::Confirmed { purchased_at } => {
+            crate::failpoint::crash_if("after-purchase-script");
             tracing::Span::current().record("order.id", tracing::field::display(order_id));
             queue_order(&state, order_id, user, purchased_at).await;
             Ok(HttpResponse::Created().json(json!({

@@ -1,0 +1,438 @@
+//! Fault injection: each test breaks one part mid-burst and then checks the
+//! invariants: the persisted order ids are exactly the ones answered 201,
+//! no user has two orders, and remaining stock + persisted orders = total.
+
+use std::{
+    collections::BTreeSet,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::{
+    helpers::{create_database, spawn_app_with, wait_for_orders_within, TestConfig},
+    persistence::worker_settings,
+    support::{free_port, workspace_bin, PrivatePostgres, PrivateRedis, Process},
+};
+
+/// One answered purchase.
+#[derive(Debug, Clone)]
+struct Answer {
+    status: u16,
+    order_id: Option<String>,
+    took: Duration,
+}
+
+/// Fires one purchase per user, `concurrency` at a time, counting answers in `progress`.
+async fn burst(
+    base: String,
+    users: Vec<String>,
+    concurrency: usize,
+    progress: Arc<AtomicUsize>,
+) -> Vec<Answer> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    futures::stream::iter(users)
+        .map(|user| {
+            let client = client.clone();
+            let progress = progress.clone();
+            let url = format!("{base}/api/purchases");
+            async move {
+                let started = Instant::now();
+                let response = client
+                    .post(url)
+                    .json(&json!({ "userId": user }))
+                    .send()
+                    .await;
+                progress.fetch_add(1, Ordering::SeqCst);
+                let took = started.elapsed();
+                match response {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let body: Value = response.json().await.unwrap_or(Value::Null);
+                        let order_id = body["orderId"].as_str().map(str::to_owned);
+                        Answer {
+                            status,
+                            order_id,
+                            took,
+                        }
+                    }
+                    Err(_) => Answer {
+                        status: 0,
+                        order_id: None,
+                        took,
+                    },
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+fn users(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:04}")).collect()
+}
+
+async fn wait_for_progress(progress: &AtomicUsize, at_least: usize) {
+    while progress.load(Ordering::SeqCst) < at_least {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The invariants every fault must leave intact; returns the rows found.
+async fn assert_invariants(
+    database: &str,
+    config: &TestConfig,
+    redis_url: &str,
+    answers: &[Answer],
+    total: u64,
+) -> usize {
+    let confirmed: BTreeSet<String> = answers
+        .iter()
+        .filter(|a| a.status == 201)
+        .filter_map(|a| a.order_id.clone())
+        .collect();
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.status >= 500 && a.status != 503)
+            .count(),
+        0,
+        "no 5xx but 503"
+    );
+    let settling = Instant::now();
+    let rows = wait_for_orders_within(
+        database,
+        &config.sale_id(),
+        confirmed.len(),
+        Duration::from_secs(90),
+    )
+    .await;
+    let persisted: BTreeSet<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let buyers: BTreeSet<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
+    assert_eq!(
+        persisted, confirmed,
+        "persisted orders = orders answered 201"
+    );
+    assert_eq!(buyers.len(), rows.len(), "no user has two orders");
+    let stock = redis_cli_get(redis_url, &domain::SaleKeys::new(&config.sale_id()).stock()).await;
+    assert_eq!(
+        stock + rows.len() as u64,
+        total,
+        "remaining stock + persisted orders = total"
+    );
+    eprintln!(
+        "[fault report] answered 201: {}, rows found: {}, duplicate users: {}, remaining stock: {stock}, all rows in {:?} after the faulted burst",
+        confirmed.len(),
+        rows.len(),
+        rows.len() - buyers.len(),
+        settling.elapsed()
+    );
+    rows.len()
+}
+
+async fn redis_cli_get(url: &str, key: &str) -> u64 {
+    use fred::prelude::{ClientLike, KeysInterface};
+    let client = fred::prelude::Client::new(
+        fred::prelude::Config::from_url(url).expect("url"),
+        None,
+        None,
+        None,
+    );
+    client.init().await.expect("connect");
+    client
+        .get::<Option<u64>, _>(key)
+        .await
+        .expect("GET")
+        .unwrap_or(0)
+}
+
+/// Test settings: fast reconciler passes for the test's own sale only.
+fn fast_reconcile(config: TestConfig) -> TestConfig {
+    let sale = config.sale_id();
+    config
+        .set("RECONCILE_INTERVAL_MS", 300)
+        .set("RECONCILE_GRACE_MS", 1000)
+        .set("RECONCILE_SALES", sale)
+        .set("WORKER_CONCURRENCY", 8)
+        .set("DATABASE_POOL_MIN", 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_mid_burst_loses_no_order() {
+    let database = create_database().await;
+    let config = fast_reconcile(TestConfig::active(300).set("DATABASE_URL", &database));
+    let app = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let worker_bin = workspace_bin("order-worker");
+    let mut worker = Process::spawn(&worker_bin, &config.vars);
+    let progress = Arc::new(AtomicUsize::new(0));
+
+    let firing = tokio::spawn(burst(
+        app.address.clone(),
+        users("wk", 400),
+        32,
+        progress.clone(),
+    ));
+    wait_for_progress(&progress, 150).await;
+    worker.kill();
+    let answers = firing.await.expect("burst");
+    let _replacement = Process::spawn(&worker_bin, &config.vars);
+
+    assert_eq!(answers.iter().filter(|a| a.status == 201).count(), 300);
+    let rows = assert_invariants(
+        &database,
+        &config,
+        &crate::helpers::redis_url(),
+        &answers,
+        300,
+    )
+    .await;
+    assert_eq!(rows, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_stopped_mid_burst_delays_orders_but_loses_none() {
+    let postgres = PrivatePostgres::start();
+    let database = postgres.url();
+    let config = fast_reconcile(TestConfig::active(200).set("DATABASE_URL", &database));
+    let worker = order_worker::spawn(worker_settings(&config));
+    let app = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let progress = Arc::new(AtomicUsize::new(0));
+
+    let firing = tokio::spawn(burst(
+        app.address.clone(),
+        users("pg", 300),
+        16,
+        progress.clone(),
+    ));
+    wait_for_progress(&progress, 80).await;
+    postgres.stop();
+    let answers = firing.await.expect("burst");
+    let health: Value = app.get("/api/health").await.json().await.expect("json");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    postgres.start_again();
+
+    assert_eq!(
+        health["status"], "degraded",
+        "PostgreSQL down is degraded, not down"
+    );
+    assert_eq!(
+        answers.iter().filter(|a| a.status == 201).count(),
+        200,
+        "sales went on"
+    );
+    let rows = assert_invariants(
+        &database,
+        &config,
+        &crate::helpers::redis_url(),
+        &answers,
+        200,
+    )
+    .await;
+    worker.stop().await.expect("worker stops");
+    assert_eq!(rows, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_restarted_mid_burst_answers_503_fast_then_heals_by_itself() {
+    let mut redis = PrivateRedis::start();
+    let database = create_database().await;
+    let config = fast_reconcile(
+        TestConfig::active(200)
+            .set("DATABASE_URL", &database)
+            .set("REDIS_URL", redis.url()),
+    );
+    let worker = order_worker::spawn(worker_settings(&config));
+    let app = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let progress = Arc::new(AtomicUsize::new(0));
+
+    let mut answers = burst(
+        app.address.clone(),
+        users("rd-a", 100),
+        16,
+        progress.clone(),
+    )
+    .await;
+    redis.stop();
+    let health = app.get("/api/health").await.status();
+    let during = burst(app.address.clone(), users("rd-b", 50), 16, progress.clone()).await;
+    redis.start_again();
+    let mut healed_after = None;
+    let restarted = Instant::now();
+    for i in 0.. {
+        let probe = app.purchase(&format!("rd-probe-{i}")).await;
+        let status = probe.status().as_u16();
+        let body: Value = probe.json().await.unwrap_or(Value::Null);
+        answers.push(Answer {
+            status,
+            order_id: body["orderId"].as_str().map(str::to_owned),
+            took: Duration::ZERO,
+        });
+        if status == 201 {
+            healed_after = Some(restarted.elapsed());
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(15),
+            "no recovery within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    answers.extend(burst(app.address.clone(), users("rd-c", 150), 16, progress).await);
+
+    assert_eq!(health, 503, "health is 503 while Redis is down");
+    assert!(
+        during.iter().all(|a| a.status == 503),
+        "{:?}",
+        during.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    let slowest = during.iter().map(|a| a.took).max().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_millis(2500),
+        "503s must be fast, slowest {slowest:?}"
+    );
+    eprintln!("[fault report] redis down: {} purchases got 503, slowest {slowest:?}; first 201 {healed_after:?} after restart", during.len());
+    assert!(healed_after.is_some());
+    answers.extend(during);
+    let rows = assert_invariants(&database, &config, &redis.url(), &answers, 200).await;
+    worker.stop().await.expect("worker stops");
+    assert_eq!(rows, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_flushed_then_api_restarted_sells_nothing_twice() {
+    let redis = PrivateRedis::start();
+    let database = create_database().await;
+    let config = fast_reconcile(
+        TestConfig::active(150)
+            .set("DATABASE_URL", &database)
+            .set("REDIS_URL", redis.url()),
+    );
+    let worker = order_worker::spawn(worker_settings(&config));
+    let first = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let progress = Arc::new(AtomicUsize::new(0));
+    let mut answers = burst(
+        first.address.clone(),
+        users("fl", 100),
+        16,
+        progress.clone(),
+    )
+    .await;
+    wait_for_orders_within(&database, &config.sale_id(), 100, Duration::from_secs(30)).await;
+
+    redis.cli(&["flushall"]);
+    first.stop().await;
+    let restarted = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let again = burst(
+        restarted.address.clone(),
+        users("fl", 100),
+        16,
+        progress.clone(),
+    )
+    .await;
+    answers.extend(
+        burst(
+            restarted.address.clone(),
+            users("fl-new", 100),
+            16,
+            progress,
+        )
+        .await,
+    );
+
+    assert!(
+        again.iter().all(|a| a.status == 409),
+        "earlier buyers cannot buy again"
+    );
+    assert_eq!(answers.iter().filter(|a| a.status == 201).count(), 150);
+    let rows = assert_invariants(&database, &config, &redis.url(), &answers, 150).await;
+    worker.stop().await.expect("worker stops");
+    assert_eq!(rows, 150);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_api_dying_between_script_and_push_loses_no_order() {
+    let database = create_database().await;
+    let config = fast_reconcile(TestConfig::active(10).set("DATABASE_URL", &database));
+    let worker = order_worker::spawn(worker_settings(&config));
+    let port = free_port();
+    let mut crashing_vars = config.vars.clone();
+    crashing_vars.push(("PORT".into(), port.to_string()));
+    crashing_vars.push((
+        "FLASH_SALE_FAILPOINT".into(),
+        "after-purchase-script".into(),
+    ));
+    let mut crashing = Process::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_api")),
+        &crashing_vars,
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client
+            .get(format!("{base}/api/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let died = client
+        .post(format!("{base}/api/purchases"))
+        .json(&json!({"userId": "unlucky"}))
+        .send()
+        .await;
+    crashing.kill();
+    let app = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let status: Value = app
+        .purchase_status("unlucky")
+        .await
+        .json()
+        .await
+        .expect("json");
+
+    assert!(died.is_err(), "the api died before answering");
+    assert_eq!(status["purchased"], true, "the purchase is in the ledger");
+    let order_id = status["orderId"].as_str().expect("orderId").to_owned();
+    let rows =
+        wait_for_orders_within(&database, &config.sale_id(), 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        [order_id.clone()]
+    );
+    let retry = app.purchase("unlucky").await;
+    assert_eq!(retry.status(), 409);
+    let body: Value = retry.json().await.expect("json");
+    assert_eq!(body["orderId"], order_id);
+    assert_eq!(app.sale_status().await["stockRemaining"], 9);
+    worker.stop().await.expect("worker stops");
+}
