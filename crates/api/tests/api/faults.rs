@@ -434,3 +434,187 @@ async fn an_api_dying_between_script_and_push_loses_no_order() {
     assert_eq!(app.sale_status().await["stockRemaining"], 9);
     worker.stop().await.expect("worker stops");
 }
+
+/// Waits until `base` answers its health check.
+async fn wait_until_up(base: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/api/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{base} did not come up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_restarted_at_once_under_the_same_name_keeps_working() {
+    let database = create_database().await;
+    let config = fast_reconcile(TestConfig::active(400).set("DATABASE_URL", &database)).set(
+        "WORKER_NAME",
+        format!("same-name-{}", uuid::Uuid::new_v4().simple()),
+    );
+    let app = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let worker_bin = workspace_bin("order-worker");
+    let mut first = Process::spawn(&worker_bin, &config.vars);
+    let progress = Arc::new(AtomicUsize::new(0));
+
+    let firing = tokio::spawn(burst(
+        app.address.clone(),
+        users("rs", 400),
+        32,
+        progress.clone(),
+    ));
+    wait_for_progress(&progress, 150).await;
+    first.terminate();
+    let exited = first.wait_exit(Duration::from_secs(20));
+    let _second = Process::spawn(&worker_bin, &config.vars);
+    let answers = firing.await.expect("burst");
+
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "SIGTERM ends the worker cleanly: {exited:?}"
+    );
+    let rows = assert_invariants(
+        &database,
+        &config,
+        &crate::helpers::redis_url(),
+        &answers,
+        400,
+    )
+    .await;
+    assert_eq!(rows, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_that_keeps_failing_lands_once_the_cause_is_gone() {
+    let database = create_database().await;
+    let config = fast_reconcile(TestConfig::active(5).set("DATABASE_URL", &database))
+        .set("WORKER_MAX_RETRIES", 1);
+    let worker = order_worker::spawn(worker_settings(&config));
+    let app = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    wait_for_orders_within(&database, &config.sale_id(), 0, Duration::from_secs(1)).await;
+    let rename = |sql: &'static str| {
+        let database = database.clone();
+        async move {
+            use diesel_async::{AsyncConnection, RunQueryDsl};
+            let mut conn = diesel_async::AsyncPgConnection::establish(&database)
+                .await
+                .expect("connect");
+            diesel::sql_query(sql)
+                .execute(&mut conn)
+                .await
+                .expect("rename");
+        }
+    };
+    // Wait until the worker has created the table, then take it away.
+    for _ in 0..100 {
+        if crate::helpers::table_exists(&database, "orders").await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rename("ALTER TABLE orders RENAME TO orders_away").await;
+
+    let answer: Value = app.purchase("persistent").await.json().await.expect("json");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rename("ALTER TABLE orders_away RENAME TO orders").await;
+
+    let rows =
+        wait_for_orders_within(&database, &config.sale_id(), 1, Duration::from_secs(30)).await;
+    worker.stop().await.expect("worker stops");
+    assert_eq!(rows.len(), 1, "the order lands once the table is back");
+    assert_eq!(rows[0].id, answer["orderId"].as_str().expect("orderId"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_stall_longer_than_the_timeout_leaves_no_dead_or_hung_worker() {
+    let redis = Arc::new(PrivateRedis::start());
+    let database = create_database().await;
+    // No reconciler: only a live job loop can persist the orders after the stall.
+    let config = fast_reconcile(
+        TestConfig::active(50)
+            .set("DATABASE_URL", &database)
+            .set("REDIS_URL", redis.url()),
+    )
+    .set("RECONCILE_SALES", "none");
+    let worker = order_worker::spawn(worker_settings(&config));
+    let app = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let progress = Arc::new(AtomicUsize::new(0));
+    let mut answers = burst(app.address.clone(), users("st-a", 20), 8, progress.clone()).await;
+    wait_for_orders_within(&database, &config.sale_id(), 20, Duration::from_secs(15)).await;
+
+    // Frozen for 3 s: three times the 1 s client timeout.
+    let frozen = redis.clone();
+    tokio::task::spawn_blocking(move || frozen.stall(Duration::from_secs(3)))
+        .await
+        .expect("stall");
+    answers.extend(burst(app.address.clone(), users("st-b", 20), 8, progress).await);
+
+    let rows =
+        wait_for_orders_within(&database, &config.sale_id(), 40, Duration::from_secs(30)).await;
+    worker
+        .stop()
+        .await
+        .expect("the worker is alive and stops cleanly");
+    assert_eq!(answers.iter().filter(|a| a.status == 201).count(), 40);
+    assert_eq!(rows.len(), 40, "orders after the stall are persisted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_lets_the_api_answer_every_purchase_it_took() {
+    let database = create_database().await;
+    let config = fast_reconcile(TestConfig::active(1000).set("DATABASE_URL", &database));
+    let port = free_port();
+    let mut vars = config.vars.clone();
+    vars.push(("PORT".into(), port.to_string()));
+    let mut api = Process::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_api")), &vars);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base).await;
+    let progress = Arc::new(AtomicUsize::new(0));
+
+    let firing = tokio::spawn(burst(base, users("gs", 600), 32, progress.clone()));
+    wait_for_progress(&progress, 200).await;
+    api.terminate();
+    let answers = firing.await.expect("burst");
+    let exited = api.wait_exit(Duration::from_secs(35));
+
+    let answered: BTreeSet<String> = answers.iter().filter_map(|a| a.order_id.clone()).collect();
+    let ledger = ledger_order_ids(&crate::helpers::redis_url(), &config).await;
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+    assert!(answered.len() >= 200, "{}", answered.len());
+    assert_eq!(ledger, answered, "every purchase the api took was answered");
+}
+
+async fn ledger_order_ids(redis_url: &str, config: &TestConfig) -> BTreeSet<String> {
+    use fred::prelude::{ClientLike, HashesInterface};
+    let client = fred::prelude::Client::new(
+        fred::prelude::Config::from_url(redis_url).expect("url"),
+        None,
+        None,
+        None,
+    );
+    client.init().await.expect("connect");
+    let ledger: std::collections::HashMap<String, String> = client
+        .hgetall(domain::SaleKeys::new(&config.sale_id()).buyers())
+        .await
+        .expect("HGETALL");
+    ledger
+        .values()
+        .filter_map(|v| v.split('|').next().map(str::to_owned))
+        .collect()
+}

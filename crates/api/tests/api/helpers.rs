@@ -255,3 +255,20 @@ pub async fn wait_for_orders_within(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Whether `table` exists in the database at `url`.
+pub async fn table_exists(url: &str, table: &str) -> bool {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    let Ok(mut conn) = AsyncPgConnection::establish(url).await else {
+        return false;
+    };
+    sql_query("SELECT to_regclass($1) IS NOT NULL AS found")
+        .bind::<diesel::sql_types::Text, _>(table)
+        .get_result::<Found>(&mut conn)
+        .await
+        .is_ok_and(|f| f.found)
+}

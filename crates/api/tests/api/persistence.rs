@@ -10,7 +10,9 @@ pub fn worker_settings(config: &TestConfig) -> WorkerSettings {
     vars.push(("DATABASE_POOL_MIN".into(), "0".into()));
     vars.push(("RECONCILE_INTERVAL_MS".into(), "200".into()));
     vars.push(("RECONCILE_GRACE_MS".into(), "0".into()));
-    vars.push(("RECONCILE_SALES".into(), config.sale_id().to_string()));
+    if config.get("RECONCILE_SALES").is_none() {
+        vars.push(("RECONCILE_SALES".into(), config.sale_id().to_string()));
+    }
     WorkerSettings::from_env(&Env::from_pairs(vars)).expect("worker settings")
 }
 

@@ -114,6 +114,15 @@ impl PrivateRedis {
         }
     }
 
+    /// Freezes the server (SIGSTOP) for `pause`: connections stay open and
+    /// nothing answers, like a stalled or swapping Redis.
+    pub fn stall(&self, pause: Duration) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let _ = Command::new("kill").args(["-STOP", &pid]).status();
+        std::thread::sleep(pause);
+        let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    }
+
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
             .args(["-p", &self.port.to_string()])
@@ -246,6 +255,25 @@ impl Process {
             .spawn()
             .expect("spawn");
         Self(child)
+    }
+
+    /// SIGTERM: the process's own graceful shutdown.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+    }
+
+    /// Waits for the process to exit, up to `limit`; `None` if it did not.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// SIGKILL: no shutdown, no cleanup.
