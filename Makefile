@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run build test test-unit lint fmt migrate services-up services-down clean
+.PHONY: help run build test test-unit lint fmt migrate bench-aof services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,9 @@ fmt: ## Format the code
 
 migrate: ## Apply the database migrations alone (order-worker migrate)
 	$(CARGO) run --release --bin order-worker -- migrate
+
+bench-aof: ## Measure what Redis's appendfsync policy costs the purchase script (private Redis)
+	@loadtest/aof-fsync.sh
 
 services-up: ## Make Redis and PostgreSQL reachable (reuse, start private ones, or docker compose)
 	@deploy/local/services.sh up
