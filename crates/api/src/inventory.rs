@@ -3,7 +3,10 @@
 //! Scripts are loaded once and called by SHA; fred re-loads them by itself
 //! after a `SCRIPT FLUSH` or a Redis restart (NOSCRIPT).
 
-use std::time::{Duration, Instant};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
 
 use domain::{
     config::RedisConfig,
@@ -81,14 +84,12 @@ impl Inventory {
         ledger: &[(String, LedgerEntry)],
     ) -> Result<ArmOutcome, InventoryError> {
         let keys = vec![self.keys.meta(), self.keys.stock(), self.keys.buyers()];
-        let reply: String = self
-            .arm
-            .evalsha_with_reload(
-                self.pool.next(),
-                keys,
-                arm_args(total, window, remaining, ledger),
-            )
-            .await?;
+        let args = arm_args(total, window, remaining, ledger);
+        let reply: String = timed(
+            "arm",
+            self.arm.evalsha_with_reload(self.pool.next(), keys, args),
+        )
+        .await?;
         Ok(ArmOutcome::parse(&reply)?)
     }
 
@@ -110,31 +111,33 @@ impl Inventory {
             limit.max_attempts,
             limit.window_seconds,
         );
-        let reply: String = self
-            .purchase
-            .evalsha_with_reload(self.pool.next(), keys, args.to_vec())
-            .await?;
+        let reply: String = timed(
+            "purchase",
+            self.purchase
+                .evalsha_with_reload(self.pool.next(), keys, args.to_vec()),
+        )
+        .await?;
         Ok(PurchaseOutcome::parse(&reply)?)
     }
 
     /// Whether the sale's stock key exists (the marker of an armed sale).
     pub async fn is_armed(&self) -> Result<bool, InventoryError> {
-        let exists: u32 = self.pool.next().exists(self.keys.stock()).await?;
+        let exists: u32 = timed("exists", self.pool.next().exists(self.keys.stock())).await?;
         Ok(exists == 1)
     }
 
     /// Remaining stock; `None` when the sale is not armed in Redis.
     pub async fn stock(&self) -> Result<Option<i64>, InventoryError> {
-        Ok(self.pool.next().get(self.keys.stock()).await?)
+        Ok(timed("get_stock", self.pool.next().get(self.keys.stock())).await?)
     }
 
     /// The user's ledger entry, if they bought.
     pub async fn ledger_entry(&self, user: &UserId) -> Result<Option<LedgerEntry>, InventoryError> {
-        let raw: Option<String> = self
-            .pool
-            .next()
-            .hget(self.keys.buyers(), user.as_str())
-            .await?;
+        let raw: Option<String> = timed(
+            "ledger_entry",
+            self.pool.next().hget(self.keys.buyers(), user.as_str()),
+        )
+        .await?;
         raw.map(|raw| LedgerEntry::parse(&raw).map_err(|e| ScriptReplyError(e.0).into()))
             .transpose()
     }
@@ -142,7 +145,18 @@ impl Inventory {
     /// Round trip time of a PING.
     pub async fn ping(&self) -> Result<Duration, InventoryError> {
         let started = Instant::now();
-        let _: String = self.pool.next().ping(None).await?;
+        let _: String = timed("ping", self.pool.next().ping(None)).await?;
         Ok(started.elapsed())
     }
+}
+
+/// Runs one Redis call, recording its latency and whether it failed.
+async fn timed<T>(
+    command: &'static str,
+    call: impl Future<Output = Result<T, FredError>>,
+) -> Result<T, FredError> {
+    let started = Instant::now();
+    let result = call.await;
+    crate::metrics::redis_call(command, started.elapsed(), result.is_ok());
+    result
 }

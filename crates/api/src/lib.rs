@@ -6,6 +6,8 @@ pub mod error;
 pub mod failpoint;
 pub mod inventory;
 pub mod limits;
+pub mod metrics;
+pub mod observe;
 pub mod queue;
 mod routes;
 pub mod settings;

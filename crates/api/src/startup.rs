@@ -16,13 +16,13 @@ use diesel_async::{
     AsyncPgConnection,
 };
 use domain::{config::DatabaseConfig, SaleKeys};
-use tracing_actix_web::TracingLogger;
 
 use crate::{
     arming::{self, Wanted},
     error::{self, ApiError},
     inventory::{AttemptLimit, Inventory},
     limits::ip::{self, ClientAddress},
+    observe,
     queue::OrderQueue,
     routes::{self, IpLimits},
     settings::Settings,
@@ -42,6 +42,7 @@ impl Application {
     /// Connects to Redis, arms the sale (unless armed already) and binds the
     /// HTTP listener. `settings.port = 0` picks a free port (tests).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::metrics::handle();
         let keys = SaleKeys::new(&settings.sale.id);
         let inventory = Inventory::connect(&settings.redis, settings.redis_pool_size, keys)
             .await
@@ -127,7 +128,7 @@ fn server(
         App::new()
             .wrap(from_fn(error::error_bodies))
             .wrap(cors(&origins))
-            .wrap(TracingLogger::default())
+            .wrap(from_fn(observe::requests))
             .app_data(state.clone())
             .app_data(json_config())
             .configure(routes::configure(limits.clone()))

@@ -9,7 +9,7 @@
 -- ARGV[4]  attempt window in seconds
 --
 -- Returns one of:
---   "OK|<purchasedAtMillis>"                  stock decremented, ledger entry written
+--   "OK|<purchasedAtMillis>|<stockLeft>"      stock decremented, ledger entry written
 --   "DUPLICATE|<orderId>|<purchasedAtMillis>" this user already bought: their order
 --   "SOLD_OUT"                                no stock left
 --   "TOO_MANY_ATTEMPTS"                       the user is over ARGV[3] attempts
@@ -46,6 +46,6 @@ end
 local now = redis.call('TIME')
 local millis = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local purchased_at = string.format('%d', millis)
-redis.call('DECR', KEYS[1])
+local left = redis.call('DECR', KEYS[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. purchased_at)
-return 'OK|' .. purchased_at
+return 'OK|' .. purchased_at .. '|' .. left

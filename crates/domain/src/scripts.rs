@@ -24,6 +24,8 @@ pub enum PurchaseOutcome {
     /// Stock taken and ledger written for the order id the api passed in.
     Confirmed {
         purchased_at: DateTime<Utc>,
+        /// Stock remaining right after this purchase.
+        stock_left: u64,
     },
     /// The user bought before; this is their order.
     Duplicate(LedgerEntry),
@@ -39,9 +41,14 @@ impl PurchaseOutcome {
         let (head, rest) = reply.split_once('|').unwrap_or((reply, ""));
         match head {
             "OK" => {
-                let millis = rest.parse::<i64>().map_err(|_| bad())?;
+                let (millis, left) = rest.split_once('|').ok_or_else(bad)?;
+                let millis = millis.parse::<i64>().map_err(|_| bad())?;
                 let purchased_at = time::from_millis(millis).ok_or_else(bad)?;
-                Ok(Self::Confirmed { purchased_at })
+                let stock_left = left.parse::<u64>().map_err(|_| bad())?;
+                Ok(Self::Confirmed {
+                    purchased_at,
+                    stock_left,
+                })
             }
             "DUPLICATE" => LedgerEntry::parse(rest)
                 .map(Self::Duplicate)
@@ -129,8 +136,11 @@ mod tests {
     fn purchase_replies_map_to_outcomes() {
         let at = time::from_millis(1_772_359_200_123).expect("in range");
         assert_eq!(
-            PurchaseOutcome::parse("OK|1772359200123"),
-            Ok(PurchaseOutcome::Confirmed { purchased_at: at })
+            PurchaseOutcome::parse("OK|1772359200123|41"),
+            Ok(PurchaseOutcome::Confirmed {
+                purchased_at: at,
+                stock_left: 41
+            })
         );
         let order = OrderId::new();
         assert_eq!(

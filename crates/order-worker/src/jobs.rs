@@ -4,7 +4,12 @@
 use apalis::prelude::Data;
 use domain::PersistOrder;
 
-use crate::db::{self, Inserted, PgPool};
+use std::time::Instant;
+
+use crate::{
+    db::{self, Inserted, PgPool},
+    metrics,
+};
 
 /// What handlers share.
 #[derive(Clone)]
@@ -28,20 +33,30 @@ pub enum JobError {
     fields(order.id = %job.order_id, sale.id = %job.sale_id, user.id = %job.user_id)
 )]
 pub async fn persist_order(job: PersistOrder, ctx: Data<JobContext>) -> Result<(), JobError> {
+    metrics::job_attempt();
     let mut conn = ctx.pool.get().await.inspect_err(log_failure)?;
-    match db::insert_order(&mut conn, &job)
-        .await
-        .inspect_err(log_failure)?
-    {
-        Inserted::New => tracing::debug!("order persisted"),
-        Inserted::AlreadyPersisted => tracing::debug!("order was persisted before"),
+    let started = Instant::now();
+    let inserted = db::insert_order(&mut conn, &job).await;
+    metrics::db_query("insert_order", started.elapsed());
+    match inserted.inspect_err(log_failure)? {
+        Inserted::New => {
+            metrics::job_done("persisted");
+            metrics::persisted("job", 1);
+            tracing::debug!("order persisted");
+        }
+        Inserted::AlreadyPersisted => {
+            metrics::job_done("duplicate");
+            tracing::debug!("order was persisted before");
+        }
         Inserted::ConflictingOrder => {
-            tracing::error!("user already has another order for this sale; job dropped")
+            metrics::job_done("conflict");
+            tracing::error!("user already has another order for this sale; job dropped");
         }
     }
     Ok(())
 }
 
 fn log_failure(error: &impl std::error::Error) {
+    metrics::job_failed();
     tracing::warn!(error = %error, "persisting order failed; will retry");
 }

@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod jobs;
+pub mod metrics;
 pub mod promote;
 pub mod reconcile;
 mod schema;
@@ -44,6 +45,7 @@ pub async fn migrate(settings: &WorkerSettings) -> anyhow::Result<()> {
 /// fails (Redis gone, a timeout), it is built again after a pause, under a
 /// new name (apalis refuses a name registered less than a heartbeat ago).
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    metrics::serve(settings.metrics_port);
     if !migrate_when_reachable(&settings, &shutdown).await {
         return Ok(());
     }

@@ -53,7 +53,19 @@ impl Promoter {
         }
     }
 
-    /// Promotes every `interval` until `shutdown`.
+    /// Jobs waiting: (scheduled, active).
+    pub async fn depth(&self, conn: &mut ConnectionManager) -> RedisResult<(u64, u64)> {
+        redis::pipe()
+            .cmd("ZCARD")
+            .arg(&self.keys[0])
+            .cmd("LLEN")
+            .arg(&self.keys[1])
+            .query_async(conn)
+            .await
+    }
+
+    /// Promotes every `interval` until `shutdown`; reports the queue depth
+    /// about once a second.
     pub async fn run(
         self,
         mut conn: ConnectionManager,
@@ -62,6 +74,7 @@ impl Promoter {
     ) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_depth = std::time::Instant::now() - Duration::from_secs(1);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -69,6 +82,12 @@ impl Promoter {
             }
             if let Err(error) = self.promote_all(&mut conn).await {
                 tracing::debug!(%error, "promoting due jobs failed; retrying");
+            }
+            if last_depth.elapsed() >= Duration::from_secs(1) {
+                last_depth = std::time::Instant::now();
+                if let Ok((scheduled, active)) = self.depth(&mut conn).await {
+                    crate::metrics::queue_depth(scheduled, active);
+                }
             }
         }
     }

@@ -60,7 +60,12 @@ impl Reconciler {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            match self.pass().await {
+            let pass = self.pass().await;
+            crate::metrics::reconciler_pass(
+                pass.is_ok(),
+                pass.as_ref().map(|p| p.repaired).unwrap_or(0),
+            );
+            match pass {
                 Ok(pass) if pass.repaired > 0 => {
                     tracing::warn!(
                         repaired = pass.repaired,
@@ -165,7 +170,11 @@ impl Reconciler {
         for job in &missing {
             tracing::info!(order.id = %job.order_id, sale.id = %job.sale_id, user.id = %job.user_id, "reconciling order missing from PostgreSQL");
         }
-        Ok(db::insert_orders(conn, &missing).await?)
+        let started = std::time::Instant::now();
+        let inserted = db::insert_orders(conn, &missing).await?;
+        crate::metrics::db_query("insert_orders", started.elapsed());
+        crate::metrics::persisted("reconciler", inserted);
+        Ok(inserted)
     }
 }
 

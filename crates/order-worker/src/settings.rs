@@ -13,6 +13,7 @@
 //! - `RECONCILE_GRACE_MS` (`10000`): ledger entries younger than this are
 //!   left to their job
 //! - `RECONCILE_SALES` (`*`): glob of the sale ids this worker reconciles
+//! - `METRICS_PORT` (`9091`): where `/metrics` is served; 0 turns it off
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     pub max_retries: usize,
     pub reconcile: ReconcileSettings,
+    pub metrics_port: u16,
     pub log_format: LogFormat,
 }
 
@@ -80,6 +82,7 @@ impl WorkerSettings {
                 grace: Duration::from_millis(env.parse("RECONCILE_GRACE_MS", 10_000)?),
                 sales: env.string("RECONCILE_SALES", "*"),
             },
+            metrics_port: env.parse("METRICS_PORT", 9091)?,
             log_format: env.parse("LOG_FORMAT", LogFormat::Pretty)?,
         })
     }

@@ -1,6 +1,7 @@
 //! Routes, grouped by resource and registered from [`configure`].
 
 mod health;
+mod metrics;
 mod purchases;
 mod root;
 mod sale;
@@ -30,6 +31,7 @@ pub fn configure(limits: IpLimits) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.route("/", web::get().to(root::info))
             .route("/api/sale/status", web::get().to(sale::status))
             .route("/api/health", web::get().to(health::check))
+            .route("/metrics", web::get().to(metrics::render))
             .service(
                 web::scope("/api/purchases")
                     .wrap(governor(&limits.per_second))

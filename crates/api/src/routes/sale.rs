@@ -27,11 +27,13 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         return Err(ApiError::NotArmed);
     };
     let sale = &state.sale;
+    let stock_remaining = u64::try_from(stock).unwrap_or(0).min(sale.total_stock);
+    crate::metrics::stock(sale.id.as_str(), stock_remaining);
     Ok(HttpResponse::Ok().json(SaleStatus {
         status: sale.window.phase_at(Utc::now()),
         starts_at: iso_millis(sale.window.starts_at),
         ends_at: iso_millis(sale.window.ends_at),
-        stock_remaining: u64::try_from(stock).unwrap_or(0).min(sale.total_stock),
+        stock_remaining,
         total_stock: sale.total_stock,
     }))
 }

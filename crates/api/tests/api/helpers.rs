@@ -66,6 +66,8 @@ impl TestConfig {
             ("IP_RATE_LIMIT_PER_10_SECONDS", "0".into()),
             ("USER_MAX_ATTEMPTS", "0".into()),
             ("HOST", "127.0.0.1".into()),
+            // Embedded workers serve no metrics unless a test asks.
+            ("METRICS_PORT", "0".into()),
             ("PORT", "0".into()),
         ];
         Self {
@@ -271,4 +273,22 @@ pub async fn table_exists(url: &str, table: &str) -> bool {
         .get_result::<Found>(&mut conn)
         .await
         .is_ok_and(|f| f.found)
+}
+
+/// The value of the Prometheus sample `name` whose labels include all of `labels`.
+pub fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
 }

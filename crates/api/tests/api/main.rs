@@ -6,6 +6,7 @@ mod faults;
 mod health;
 mod helpers;
 mod limits;
+mod observability;
 mod persistence;
 mod purchases;
 mod sale_status;

@@ -65,6 +65,7 @@ fn settings_for(database_url: &str, queue: &str, sales: &str) -> WorkerSettings 
         ("RECONCILE_INTERVAL_MS", "200".to_owned()),
         ("RECONCILE_GRACE_MS", "0".to_owned()),
         ("RECONCILE_SALES", sales.to_owned()),
+        ("METRICS_PORT", "0".to_owned()),
     ]))
     .expect("valid settings")
 }
@@ -263,4 +264,62 @@ async fn twenty_thousand_jobs_pushed_while_no_worker_runs_all_drain_once_one_sta
     worker.stop().await.expect("worker stops cleanly");
 
     assert_eq!(persisted, 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_serves_metrics_of_what_it_persisted() {
+    let url = create_database().await;
+    let queue = unique_queue();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let mut settings = settings(&url, &queue);
+    settings.metrics_port = port;
+    let conn = domain::queue::connection(&settings.redis).expect("queue connection");
+    let mut storage = domain::queue::storage(conn, &queue);
+    storage
+        .push_bulk((0..7).map(|i| job(&format!("metered-{i}"))).collect())
+        .await
+        .expect("push");
+
+    let worker = order_worker::spawn(settings);
+    wait_for_count(
+        &url,
+        "SELECT count(*) AS n FROM orders",
+        7,
+        Duration::from_secs(15),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let scrape = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    worker.stop().await.expect("worker stops");
+
+    let value = |name: &str| {
+        scrape
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(
+        value("flash_sale_orders_persisted_total{source=\"job\"}"),
+        Some(7.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        value("flash_sale_jobs_total{result=\"persisted\"}"),
+        Some(7.0)
+    );
+    assert_eq!(value("flash_sale_job_attempts_total"), Some(7.0));
+    assert_eq!(value("flash_sale_queue_depth{state=\"active\"}"), Some(0.0));
+    assert!(
+        value("flash_sale_db_query_duration_seconds_count{query=\"insert_order\"}")
+            .is_some_and(|n| n >= 7.0)
+    );
 }

@@ -3,7 +3,17 @@ use chrono::Utc;
 use domain::{OrderId, PersistOrder, PurchaseOutcome, UserId};
 use serde_json::{json, Value};
 
-use crate::{error::ApiError, state::AppState, validation};
+use crate::{error::ApiError, metrics, state::AppState, validation};
+
+fn outcome_label(outcome: &PurchaseOutcome) -> &'static str {
+    match outcome {
+        PurchaseOutcome::Confirmed { .. } => "confirmed",
+        PurchaseOutcome::Duplicate(_) => "duplicate",
+        PurchaseOutcome::SoldOut => "sold_out",
+        PurchaseOutcome::TooManyAttempts => "too_many_attempts",
+        PurchaseOutcome::NotArmed => "not_armed",
+    }
+}
 
 /// `POST /api/purchases {userId}`: validate, check the window, run the
 /// purchase script, queue the order, answer 201.
@@ -12,18 +22,32 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = validation::purchase_body(&body).map_err(ApiError::Validation)?;
-    state.sale.ensure_active(Utc::now())?;
+    let sale = state.sale.id.as_str();
+    let user = validation::purchase_body(&body)
+        .map_err(ApiError::Validation)
+        .inspect_err(|_| metrics::purchase(sale, "invalid"))?;
+    state
+        .sale
+        .ensure_active(Utc::now())
+        .inspect_err(|_| metrics::purchase(sale, "not_active"))?;
 
     let order_id = OrderId::new();
     let outcome = state
         .inventory
         .purchase(&user, order_id, state.attempt_limit)
         .await
-        .inspect_err(|e| tracing::error!(error = ?e, "purchase script failed"))?;
+        .inspect_err(|e| {
+            metrics::purchase(sale, "error");
+            tracing::error!(error = ?e, "purchase script failed");
+        })?;
+    metrics::purchase(sale, outcome_label(&outcome));
     match outcome {
-        PurchaseOutcome::Confirmed { purchased_at } => {
+        PurchaseOutcome::Confirmed {
+            purchased_at,
+            stock_left,
+        } => {
             crate::failpoint::crash_if("after-purchase-script");
+            metrics::stock(sale, stock_left);
             tracing::Span::current().record("order.id", tracing::field::display(order_id));
             queue_order(&state, order_id, user, purchased_at).await;
             Ok(HttpResponse::Created().json(json!({
@@ -33,7 +57,10 @@ pub async fn create(
             })))
         }
         PurchaseOutcome::Duplicate(entry) => Err(ApiError::AlreadyPurchased(entry)),
-        PurchaseOutcome::SoldOut => Err(ApiError::SoldOut),
+        PurchaseOutcome::SoldOut => {
+            metrics::stock(sale, 0);
+            Err(ApiError::SoldOut)
+        }
         PurchaseOutcome::TooManyAttempts => Err(ApiError::TooManyAttempts {
             max: state.attempt_limit.max_attempts,
         }),
@@ -60,7 +87,9 @@ async fn queue_order(
         user_id,
         purchased_at,
     };
-    if let Err(error) = state.queue.push(job).await {
+    let pushed = state.queue.push(job).await;
+    metrics::job_pushed(pushed.is_ok());
+    if let Err(error) = pushed {
         tracing::error!(%error, "order job not queued; the reconciler will persist it");
     }
 }

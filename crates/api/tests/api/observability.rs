@@ -1,0 +1,94 @@
+use serde_json::json;
+
+use crate::helpers::{sample, spawn_app_with, TestConfig};
+
+#[tokio::test]
+async fn metrics_count_purchases_by_outcome_and_show_the_stock() {
+    let app = spawn_app_with(TestConfig::active(2)).await;
+    let sale = app.config.sale_id().to_string();
+    for user in ["m-a", "m-a", "m-b", "m-c"] {
+        app.purchase(user).await;
+    }
+    app.post_purchase_json(&json!({"userId": ""})).await;
+
+    let scrape = app.get("/metrics").await.text().await.expect("text");
+
+    let purchases = |outcome| {
+        sample(
+            &scrape,
+            "flash_sale_purchases_total",
+            &[("sale", &sale), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(purchases("confirmed"), Some(2.0), "{scrape}");
+    assert_eq!(purchases("duplicate"), Some(1.0));
+    assert_eq!(purchases("sold_out"), Some(1.0));
+    assert_eq!(purchases("invalid"), Some(1.0));
+    assert_eq!(
+        sample(&scrape, "flash_sale_stock_remaining", &[("sale", &sale)]),
+        Some(0.0)
+    );
+    let created = sample(
+        &scrape,
+        "flash_sale_http_request_duration_seconds_count",
+        &[
+            ("route", "/api/purchases"),
+            ("status", "201"),
+            ("method", "POST"),
+        ],
+    );
+    assert!(created.is_some_and(|n| n >= 2.0), "{created:?}");
+    let pushed = sample(&scrape, "flash_sale_order_jobs_pushed_total", &[]);
+    assert!(pushed.is_some_and(|n| n >= 2.0));
+    let scripts = sample(
+        &scrape,
+        "flash_sale_redis_command_duration_seconds_count",
+        &[("command", "purchase")],
+    );
+    assert!(scripts.is_some_and(|n| n >= 4.0));
+}
+
+#[tokio::test]
+async fn routes_are_counted_by_pattern_not_by_user_id() {
+    let app = spawn_app_with(TestConfig::active(2)).await;
+    app.purchase_status("pattern-user-1").await;
+
+    let scrape = app.get("/metrics").await.text().await.expect("text");
+
+    assert!(
+        scrape.contains(r#"route="/api/purchases/{user_id}""#),
+        "{scrape}"
+    );
+    assert!(!scrape.contains("pattern-user-1"));
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_a_sent_one_is_kept() {
+    let app = spawn_app_with(TestConfig::active(2)).await;
+
+    let generated = app.get("/api/sale/status").await;
+    let kept = app
+        .client
+        .get(format!("{}/api/sale/status", app.address))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .expect("sent");
+    let refused = app
+        .client
+        .get(format!("{}/api/sale/status", app.address))
+        .header("x-request-id", "not a token")
+        .send()
+        .await
+        .expect("sent");
+
+    let id = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert!(id(&generated).is_some_and(|v| uuid::Uuid::parse_str(&v).is_ok()));
+    assert_eq!(id(&kept).as_deref(), Some("trace-me-42"));
+    assert!(id(&refused).is_some_and(|v| v != "not a token"));
+}

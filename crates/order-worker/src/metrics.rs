@@ -1,0 +1,67 @@
+//! Prometheus metrics of the worker, served on `METRICS_PORT` (`/metrics`).
+//!
+//! Names and labels (all prefixed `flash_sale_`):
+//! - `orders_persisted_total{source}`: job | reconciler
+//! - `job_attempts_total`, `job_failures_total`, `jobs_total{result}`:
+//!   persisted, duplicate, conflict
+//! - `db_query_duration_seconds{query}`: histogram
+//! - `queue_depth{state}`: scheduled | active jobs waiting in Redis
+//! - `reconciler_passes_total{result}`, `reconciler_repaired_total`
+
+use std::{net::SocketAddr, time::Duration};
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+const BUCKETS: &[f64] = &[
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Installs the recorder and its HTTP listener; port 0 turns both off.
+/// A process that already has a recorder (tests embedding the api and the
+/// worker) keeps it and the worker's metrics go there.
+pub fn serve(port: u16) {
+    if port == 0 {
+        return;
+    }
+    let installed = PrometheusBuilder::new()
+        .set_buckets(BUCKETS)
+        .and_then(|b| Ok(b.with_http_listener(SocketAddr::from(([0, 0, 0, 0], port)))))
+        .and_then(|b| b.install());
+    match installed {
+        Ok(()) => tracing::info!(port, "metrics served at /metrics"),
+        Err(error) => tracing::warn!(%error, "metrics listener not started"),
+    }
+}
+
+pub fn job_attempt() {
+    metrics::counter!("flash_sale_job_attempts_total").increment(1);
+}
+
+pub fn job_done(result: &'static str) {
+    metrics::counter!("flash_sale_jobs_total", "result" => result).increment(1);
+}
+
+pub fn job_failed() {
+    metrics::counter!("flash_sale_job_failures_total").increment(1);
+}
+
+pub fn persisted(source: &'static str, count: usize) {
+    metrics::counter!("flash_sale_orders_persisted_total", "source" => source)
+        .increment(count as u64);
+}
+
+pub fn db_query(query: &'static str, took: Duration) {
+    metrics::histogram!("flash_sale_db_query_duration_seconds", "query" => query)
+        .record(took.as_secs_f64());
+}
+
+pub fn queue_depth(scheduled: u64, active: u64) {
+    metrics::gauge!("flash_sale_queue_depth", "state" => "scheduled").set(scheduled as f64);
+    metrics::gauge!("flash_sale_queue_depth", "state" => "active").set(active as f64);
+}
+
+pub fn reconciler_pass(ok: bool, repaired: usize) {
+    let result = if ok { "ok" } else { "error" };
+    metrics::counter!("flash_sale_reconciler_passes_total", "result" => result).increment(1);
+    metrics::counter!("flash_sale_reconciler_repaired_total").increment(repaired as u64);
+}
