@@ -25,7 +25,7 @@ pub fn serve(port: u16) {
     }
     let installed = PrometheusBuilder::new()
         .set_buckets(BUCKETS)
-        .and_then(|b| Ok(b.with_http_listener(SocketAddr::from(([0, 0, 0, 0], port)))))
+        .map(|b| b.with_http_listener(SocketAddr::from(([0, 0, 0, 0], port))))
         .and_then(|b| b.install());
     match installed {
         Ok(()) => tracing::info!(port, "metrics served at /metrics"),
