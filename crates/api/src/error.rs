@@ -15,7 +15,8 @@ use actix_web::{
 };
 use chrono::Utc;
 use domain::{time::iso_millis, LedgerEntry};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::inventory::InventoryError;
 
@@ -66,9 +67,8 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut payload = ErrorPayload::new(self.message());
         if let Self::AlreadyPurchased(entry) = self {
-            payload = payload
-                .with("orderId", json!(entry.order_id.to_string()))
-                .with("purchasedAt", json!(iso_millis(entry.purchased_at)));
+            payload.order_id = Some(entry.order_id.to_string());
+            payload.purchased_at = Some(iso_millis(entry.purchased_at));
         }
         let mut response = HttpResponse::build(self.status_code());
         if let Self::NotArmed | Self::Inventory(_) = self {
@@ -79,20 +79,20 @@ impl ResponseError for ApiError {
 }
 
 impl ApiError {
-    fn message(&self) -> Value {
-        let text = |s: &str| Value::String(s.to_owned());
+    fn message(&self) -> ErrorMessage {
+        let text = |s: &str| ErrorMessage::Text(s.to_owned());
         match self {
-            Self::Validation(problems) => json!(problems),
+            Self::Validation(problems) => ErrorMessage::Problems(problems.clone()),
             Self::MalformedJson => text("Request body is not valid JSON."),
             Self::PayloadTooLarge { limit } => {
-                Value::String(format!("Request body is larger than {limit} bytes."))
+                ErrorMessage::Text(format!("Request body is larger than {limit} bytes."))
             }
             Self::UnsupportedMediaType => text("Content-Type must be application/json."),
             Self::SaleNotStarted => text("The sale has not started yet. Please wait."),
             Self::SaleEnded => text("The sale has ended."),
             Self::AlreadyPurchased(_) => text("You have already purchased this item."),
             Self::SoldOut => text("Sorry, the item is sold out."),
-            Self::TooManyAttempts { max } => Value::String(format!(
+            Self::TooManyAttempts { max } => ErrorMessage::Text(format!(
                 "Too many purchase attempts. Maximum {max} attempts allowed."
             )),
             Self::NotArmed | Self::Inventory(_) => {
@@ -103,24 +103,58 @@ impl ApiError {
     }
 }
 
+/// Every error answer: the seed's exception-filter shape.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    #[schema(example = 410)]
+    pub status_code: u16,
+    pub message: ErrorMessage,
+    /// The HTTP reason phrase.
+    #[schema(example = "Gone")]
+    pub error: String,
+    #[schema(example = "2026-03-01T10:00:00.000Z")]
+    pub timestamp: String,
+    #[schema(example = "/api/purchases")]
+    pub path: String,
+    /// 409 only: the order the user already has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// 409 only: when that order was placed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purchased_at: Option<String>,
+    /// 429 from the address limit: when a request is allowed again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// One message, or the list of every validation problem (400).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ErrorMessage {
+    #[schema(example = "Sorry, the item is sold out.")]
+    Text(String),
+    #[schema(example = json!(["property hack should not exist", "userId should not be empty"]))]
+    Problems(Vec<String>),
+}
+
 /// The parts of an error body known before the request is; see the module doc.
 #[derive(Debug, Clone)]
 pub struct ErrorPayload {
-    message: Value,
-    extra: Map<String, Value>,
+    message: ErrorMessage,
+    pub order_id: Option<String>,
+    pub purchased_at: Option<String>,
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ErrorPayload {
-    pub fn new(message: Value) -> Self {
+    pub fn new(message: ErrorMessage) -> Self {
         Self {
             message,
-            extra: Map::new(),
+            order_id: None,
+            purchased_at: None,
+            retry_after_ms: None,
         }
-    }
-
-    pub fn with(mut self, key: &str, value: Value) -> Self {
-        self.extra.insert(key.to_owned(), value);
-        self
     }
 
     /// Finishes `response` with this payload pending for [`error_bodies`].
@@ -132,18 +166,17 @@ impl ErrorPayload {
         response.finish()
     }
 
-    fn body(self, status: StatusCode, path: &str) -> Value {
-        let mut body = Map::new();
-        body.insert("statusCode".into(), json!(status.as_u16()));
-        body.insert("message".into(), self.message);
-        body.insert(
-            "error".into(),
-            json!(status.canonical_reason().unwrap_or("Error")),
-        );
-        body.insert("timestamp".into(), json!(iso_millis(Utc::now())));
-        body.insert("path".into(), json!(path));
-        body.extend(self.extra);
-        Value::Object(body)
+    fn body(self, status: StatusCode, path: &str) -> ErrorBody {
+        ErrorBody {
+            status_code: status.as_u16(),
+            message: self.message,
+            error: status.canonical_reason().unwrap_or("Error").to_owned(),
+            timestamp: iso_millis(Utc::now()),
+            path: path.to_owned(),
+            order_id: self.order_id,
+            purchased_at: self.purchased_at,
+            retry_after_ms: self.retry_after_ms,
+        }
     }
 }
 
@@ -165,7 +198,8 @@ pub async fn error_bodies(
         None => response.map_into_left_body(),
         Some(payload) => {
             let status = response.status();
-            let body = payload.body(status, &path).to_string();
+            let body = serde_json::to_string(&payload.body(status, &path))
+                .unwrap_or_else(|_| String::from("{}"));
             response
                 .map_body(|_, _| BoxBody::new(body))
                 .map_into_right_body()
@@ -200,16 +234,19 @@ mod tests {
         ];
         for (error, status, message) in cases {
             assert_eq!(error.status_code().as_u16(), status);
-            assert_eq!(error.message(), json!(message));
+            assert_eq!(error.message(), ErrorMessage::Text(message.to_owned()));
         }
     }
 
     #[test]
     fn error_body_has_the_seed_fields_and_the_reason_phrase() {
-        let body = ErrorPayload::new(json!("x")).body(StatusCode::GONE, "/api/purchases");
-        assert_eq!(body["statusCode"], 410);
-        assert_eq!(body["error"], "Gone");
-        assert_eq!(body["path"], "/api/purchases");
-        assert!(body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+        let body = ErrorPayload::new(ErrorMessage::Text("x".into()))
+            .body(StatusCode::GONE, "/api/purchases");
+        let json = serde_json::to_value(&body).expect("serializes");
+        assert_eq!(json["statusCode"], 410);
+        assert_eq!(json["error"], "Gone");
+        assert_eq!(json["path"], "/api/purchases");
+        assert!(json["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(json.get("orderId").is_none());
     }
 }

@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod limits;
 pub mod metrics;
 pub mod observe;
+pub mod openapi;
 pub mod queue;
 mod routes;
 pub mod settings;

@@ -16,6 +16,9 @@ use diesel_async::{
     AsyncPgConnection,
 };
 use domain::{config::DatabaseConfig, SaleKeys};
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     arming::{self, Wanted},
@@ -23,6 +26,7 @@ use crate::{
     inventory::{AttemptLimit, Inventory},
     limits::ip::{self, ClientAddress},
     observe,
+    openapi::ApiDoc,
     queue::OrderQueue,
     routes::{self, IpLimits},
     settings::Settings,
@@ -125,14 +129,18 @@ fn server(
     let origins = settings.cors_origins.clone();
 
     let server = HttpServer::new(move || {
-        App::new()
-            .wrap(from_fn(error::error_bodies))
-            .wrap(cors(&origins))
-            .wrap(from_fn(observe::requests))
+        let (app, doc) = App::new()
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi())
             .app_data(state.clone())
             .app_data(json_config())
             .configure(routes::configure(limits.clone()))
+            .split_for_parts();
+        app.service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", doc))
             .default_service(web::to(error::not_found))
+            .wrap(from_fn(error::error_bodies))
+            .wrap(cors(&origins))
+            .wrap(from_fn(observe::requests))
     })
     .listen(listener)
     .context("starting the HTTP server")?

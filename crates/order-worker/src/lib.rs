@@ -74,12 +74,15 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
         if let Err(error) = promoter.promote_all(&mut queue_conn.clone()).await {
             tracing::warn!(%error, "promoting due jobs failed");
         }
-        let result = run_once(
-            &settings,
-            &name,
-            queue_conn.clone(),
-            context.clone(),
-            shutdown.clone(),
+        let result = bounded(
+            run_once(
+                &settings,
+                &name,
+                queue_conn.clone(),
+                context.clone(),
+                shutdown.clone(),
+            ),
+            &shutdown,
         )
         .await;
         match result {
@@ -100,10 +103,38 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
         }
     }
     for task in background {
-        let _ = task.await;
+        if tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a background task did not stop within 5 s; leaving it");
+        }
     }
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// How long in-flight jobs get to finish after a shutdown request. Past it
+/// the worker exits anyway: an unfinished job is redelivered or persisted
+/// by the reconciler, and an orchestrator would SIGKILL us soon after.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Runs the job loop; once `shutdown` fires it gets [`SHUTDOWN_GRACE`].
+async fn bounded(
+    job_loop: impl std::future::Future<Output = anyhow::Result<()>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let grace_over = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = job_loop => result,
+        _ = grace_over => {
+            tracing::warn!("in-flight jobs did not finish within the shutdown grace; exiting");
+            Ok(())
+        }
+    }
 }
 
 /// Runs [`run`] on the current runtime; for tests and embedding.

@@ -60,7 +60,11 @@ impl Reconciler {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let pass = self.pass().await;
+            // A pass is idempotent: abandoning one at shutdown loses nothing.
+            let pass = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                pass = self.pass() => pass,
+            };
             crate::metrics::reconciler_pass(
                 pass.is_ok(),
                 pass.as_ref().map(|p| p.repaired).unwrap_or(0),

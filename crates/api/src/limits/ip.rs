@@ -17,9 +17,8 @@ use actix_governor::{
 };
 use actix_web::{dev::ServiceRequest, http::header::HeaderMap, HttpResponse, HttpResponseBuilder};
 use ipnet::IpNet;
-use serde_json::json;
 
-use crate::error::ErrorPayload;
+use crate::error::{ErrorMessage, ErrorPayload};
 
 /// The seed's throttler message, kept verbatim for its clients.
 pub const IP_LIMIT_MESSAGE: &str = "ThrottlerException: Too Many Requests";
@@ -84,9 +83,9 @@ impl KeyExtractor for ClientAddress {
         response: HttpResponseBuilder,
     ) -> HttpResponse {
         let wait = negative.wait_time_from(DefaultClock::default().now());
-        ErrorPayload::new(json!(IP_LIMIT_MESSAGE))
-            .with("retryAfterMs", json!(wait.as_millis() as u64))
-            .respond(response)
+        let mut payload = ErrorPayload::new(ErrorMessage::Text(IP_LIMIT_MESSAGE.to_owned()));
+        payload.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+        payload.respond(response)
     }
 }
 

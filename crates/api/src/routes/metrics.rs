@@ -1,6 +1,11 @@
-use actix_web::HttpResponse;
+use actix_web::{get, HttpResponse};
 
-/// `GET /metrics`: Prometheus text format.
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(
+    tag = "server",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+)]
+#[get("/metrics")]
 pub async fn render() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

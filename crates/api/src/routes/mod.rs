@@ -1,13 +1,17 @@
-//! Routes, grouped by resource and registered from [`configure`].
+//! Routes, grouped by resource and registered from [`configure`]. Each
+//! handler carries its OpenAPI description, and utoipa-actix-web collects
+//! the document from exactly the services registered here: a route cannot
+//! be served without being documented.
 
 mod health;
 mod metrics;
-mod purchases;
+pub mod purchases;
 mod root;
 mod sale;
 
 use actix_governor::Governor;
-use actix_web::{middleware::Condition, web};
+use actix_web::middleware::Condition;
+use utoipa_actix_web::{scope, service_config::ServiceConfig};
 
 use crate::limits::ip::IpLimit;
 
@@ -20,7 +24,7 @@ pub struct IpLimits {
     pub unused: IpLimit,
 }
 
-pub fn configure(limits: IpLimits) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn configure(limits: IpLimits) -> impl FnOnce(&mut ServiceConfig) {
     move |cfg| {
         let governor = |limit: &Option<IpLimit>| {
             Condition::new(
@@ -28,16 +32,16 @@ pub fn configure(limits: IpLimits) -> impl FnOnce(&mut web::ServiceConfig) {
                 Governor::new(limit.as_ref().unwrap_or(&limits.unused)),
             )
         };
-        cfg.route("/", web::get().to(root::info))
-            .route("/api/sale/status", web::get().to(sale::status))
-            .route("/api/health", web::get().to(health::check))
-            .route("/metrics", web::get().to(metrics::render))
+        cfg.service(root::info)
+            .service(sale::status)
+            .service(health::check)
+            .service(metrics::render)
             .service(
-                web::scope("/api/purchases")
+                scope("/api/purchases")
                     .wrap(governor(&limits.per_second))
                     .wrap(governor(&limits.per_10_seconds))
-                    .route("", web::post().to(purchases::create))
-                    .route("/{user_id}", web::get().to(purchases::status)),
+                    .service(purchases::create::create)
+                    .service(purchases::status::status),
             );
     }
 }

@@ -1,21 +1,55 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use chrono::Utc;
 use domain::{time::iso_millis, SalePhase};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::{ApiError, ErrorBody},
+    state::AppState,
+};
 
-#[derive(Serialize)]
+/// Where the sale stands relative to its window.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Upcoming,
+    Active,
+    Ended,
+}
+
+impl From<SalePhase> for Phase {
+    fn from(phase: SalePhase) -> Self {
+        match phase {
+            SalePhase::Upcoming => Self::Upcoming,
+            SalePhase::Active => Self::Active,
+            SalePhase::Ended => Self::Ended,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SaleStatus {
-    status: SalePhase,
+pub struct SaleStatus {
+    status: Phase,
+    /// ISO-8601 UTC with milliseconds.
+    #[schema(example = "2026-03-01T10:00:00.000Z")]
     starts_at: String,
+    #[schema(example = "2026-03-01T11:00:00.000Z")]
     ends_at: String,
     stock_remaining: u64,
     total_stock: u64,
 }
 
-/// `GET /api/sale/status`: phase, window and stock. Never throttled.
+/// Phase, window and stock of the sale. Never throttled.
+#[utoipa::path(
+    tag = "sale",
+    responses(
+        (status = 200, body = SaleStatus),
+        (status = 503, description = "Redis unreachable or the sale not armed", body = ErrorBody),
+    )
+)]
+#[get("/api/sale/status")]
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stock = state
         .inventory
@@ -30,7 +64,7 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let stock_remaining = u64::try_from(stock).unwrap_or(0).min(sale.total_stock);
     crate::metrics::stock(sale.id.as_str(), stock_remaining);
     Ok(HttpResponse::Ok().json(SaleStatus {
-        status: sale.window.phase_at(Utc::now()),
+        status: sale.window.phase_at(Utc::now()).into(),
         starts_at: iso_millis(sale.window.starts_at),
         ends_at: iso_millis(sale.window.ends_at),
         stock_remaining,

@@ -109,6 +109,10 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(config: TestConfig) -> TestApp {
+    // TEST_LOG=<filter> shows the app's and worker's logs (quiet otherwise).
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        domain::telemetry::init(domain::telemetry::LogFormat::Pretty, &filter);
+    }
     let settings = Settings::from_env(&config.env()).expect("valid test settings");
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());

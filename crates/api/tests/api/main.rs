@@ -7,6 +7,7 @@ mod health;
 mod helpers;
 mod limits;
 mod observability;
+mod openapi;
 mod persistence;
 mod purchases;
 mod sale_status;

@@ -1,9 +1,45 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use chrono::Utc;
 use domain::{OrderId, PersistOrder, PurchaseOutcome, UserId};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use crate::{error::ApiError, metrics, state::AppState, validation};
+use crate::{
+    error::{ApiError, ErrorBody},
+    metrics,
+    state::AppState,
+    validation,
+};
+
+/// The purchase request: exactly one property.
+///
+/// Documents the body; the handler reads it as raw JSON so that validation
+/// can list every problem in the seed's words, hence never constructed.
+#[allow(dead_code)]
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PurchaseRequest {
+    /// 1 to 64 characters: ASCII letters, digits and `. _ - @ + :`.
+    #[schema(
+        example = "user-42",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._@+:-]+$"
+    )]
+    pub user_id: String,
+}
+
+/// A confirmed purchase.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchaseConfirmed {
+    success: bool,
+    #[schema(example = "Purchase confirmed!")]
+    message: &'static str,
+    #[schema(example = "01a215e1-2992-704a-9c83-ad9ec0ec2c3b")]
+    order_id: String,
+}
 
 fn outcome_label(outcome: &PurchaseOutcome) -> &'static str {
     match outcome {
@@ -15,8 +51,23 @@ fn outcome_label(outcome: &PurchaseOutcome) -> &'static str {
     }
 }
 
-/// `POST /api/purchases {userId}`: validate, check the window, run the
-/// purchase script, queue the order, answer 201.
+/// Attempt a purchase: validate, check the window, run the purchase script,
+/// queue the order, answer 201.
+#[utoipa::path(
+    tag = "purchases",
+    request_body = PurchaseRequest,
+    responses(
+        (status = 201, description = "Purchase confirmed", body = PurchaseConfirmed),
+        (status = 400, description = "Invalid body (message lists every problem) or sale not active", body = ErrorBody),
+        (status = 409, description = "Already purchased; the body has the existing orderId and purchasedAt", body = ErrorBody),
+        (status = 410, description = "Sold out", body = ErrorBody),
+        (status = 413, description = "Body larger than 4 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 429, description = "Too many attempts of this user, or too many requests from this address", body = ErrorBody),
+        (status = 503, description = "Redis unreachable or the sale not armed; retry", body = ErrorBody),
+    )
+)]
+#[post("")]
 #[tracing::instrument(name = "purchase", skip_all, fields(order.id))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -50,11 +101,11 @@ pub async fn create(
             metrics::stock(sale, stock_left);
             tracing::Span::current().record("order.id", tracing::field::display(order_id));
             queue_order(&state, order_id, user, purchased_at).await;
-            Ok(HttpResponse::Created().json(json!({
-                "success": true,
-                "message": "Purchase confirmed!",
-                "orderId": order_id.to_string(),
-            })))
+            Ok(HttpResponse::Created().json(PurchaseConfirmed {
+                success: true,
+                message: "Purchase confirmed!",
+                order_id: order_id.to_string(),
+            }))
         }
         PurchaseOutcome::Duplicate(entry) => Err(ApiError::AlreadyPurchased(entry)),
         PurchaseOutcome::SoldOut => {

@@ -1,5 +1,2 @@
-mod create;
-mod status;
-
-pub use create::create;
-pub use status::status;
+pub mod create;
+pub mod status;

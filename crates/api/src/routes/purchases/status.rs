@@ -1,11 +1,40 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use domain::{time::iso_millis, UserId};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::{ApiError, ErrorBody},
+    state::AppState,
+};
 
-/// `GET /api/purchases/{userId}`: from the Redis ledger, so it is right
+/// Whether a user bought, and their order if so.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchaseStatus {
+    purchased: bool,
+    #[schema(example = "user-42")]
+    user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_id: Option<String>,
+    /// ISO-8601 UTC with milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    purchased_at: Option<String>,
+}
+
+/// Whether a user has purchased: from the Redis ledger, so it is right
 /// before the order row is persisted.
+#[utoipa::path(
+    tag = "purchases",
+    params(("user_id" = String, Path, description = "The user id")),
+    responses(
+        (status = 200, body = PurchaseStatus),
+        (status = 400, description = "Invalid user id", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+        (status = 503, description = "Redis unreachable", body = ErrorBody),
+    )
+)]
+#[get("/{user_id}")]
 pub async fn status(
     state: web::Data<AppState>,
     user: web::Path<String>,
@@ -16,14 +45,10 @@ pub async fn status(
         .ledger_entry(&user)
         .await
         .inspect_err(|e| tracing::error!(error = ?e, "reading the ledger failed"))?;
-    let body = match entry {
-        Some(entry) => json!({
-            "purchased": true,
-            "userId": user.as_str(),
-            "orderId": entry.order_id.to_string(),
-            "purchasedAt": iso_millis(entry.purchased_at),
-        }),
-        None => json!({ "purchased": false, "userId": user.as_str() }),
-    };
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(PurchaseStatus {
+        purchased: entry.is_some(),
+        user_id: user.to_string(),
+        order_id: entry.map(|e| e.order_id.to_string()),
+        purchased_at: entry.map(|e| iso_millis(e.purchased_at)),
+    }))
 }
