@@ -23,17 +23,21 @@ test: ## Run every test against real Redis and PostgreSQL (started if needed)
 	    $(CARGO) nextest run --workspace --no-fail-fast; \
 	  else \
 	    $(CARGO) test --workspace --no-fail-fast; \
-	  fi
+	  fi; status=$$?; \
+	  deploy/local/services.sh clean-test-data; exit $$status
 
 test-unit: ## Unit tests only (no services needed)
 	$(CARGO) test --workspace --lib --bins
 
-lint: ## rustfmt check, clippy with warnings denied, domain free of actix and diesel
+lint: ## rustfmt check, clippy -D warnings, domain free of actix/diesel, dashboards use real metrics
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@for dep in actix-web diesel; do \
 	  if $(CARGO) tree -p domain -e normal -i $$dep >/dev/null 2>&1; then \
 	    echo "domain must not depend on $$dep"; exit 1; fi; done; echo "domain is free of actix-web and diesel"
+	@for m in $$(grep -oh 'flash_sale_[a-z_]*' deploy/grafana/*.json deploy/prometheus/*.yml | sed -E 's/_(bucket|count|sum)$$//' | sort -u); do \
+	  grep -qs "\"$$m\"" crates/*/src/metrics.rs || { echo "dashboard or alert uses unknown metric $$m"; exit 1; }; done; \
+	  echo "dashboard and alerts use only metrics the code emits"
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

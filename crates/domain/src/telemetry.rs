@@ -35,6 +35,7 @@ pub fn init(format: LogFormat, default_filter: &str) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(false)
             .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
