@@ -4,6 +4,7 @@
 pub mod arming;
 pub mod error;
 pub mod failpoint;
+pub mod feed;
 pub mod inventory;
 pub mod limits;
 pub mod metrics;
@@ -14,6 +15,7 @@ mod routes;
 pub mod settings;
 pub mod startup;
 pub mod state;
+pub mod status;
 pub mod validation;
 
 pub use settings::Settings;

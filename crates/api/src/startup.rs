@@ -23,6 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::{
     arming::{self, Wanted},
     error::{self, ApiError},
+    feed::SaleFeed,
     inventory::{AttemptLimit, Inventory},
     limits::ip::{self, ClientAddress},
     observe,
@@ -62,6 +63,8 @@ impl Application {
             .context("arming the sale")?;
         let queue_conn =
             domain::queue::connection(&settings.redis).context("creating the queue connection")?;
+        let feed = SaleFeed::default();
+        feed.spawn_reader(inventory.clone(), sale.total_stock);
         let state = web::Data::new(AppState {
             sale,
             inventory,
@@ -71,6 +74,7 @@ impl Application {
                 max_attempts: settings.limits.user_max_attempts,
                 window_seconds: settings.limits.user_window_seconds,
             },
+            feed,
             rearm: Default::default(),
         });
 

@@ -12,6 +12,7 @@ use domain::{SaleId, SalePhase, SaleWindow};
 use crate::{
     arming::{self, Wanted},
     error::ApiError,
+    feed::SaleFeed,
     inventory::{AttemptLimit, Inventory},
     queue::OrderQueue,
 };
@@ -27,6 +28,8 @@ pub struct AppState {
     pub queue: OrderQueue,
     pub db: PgPool,
     pub attempt_limit: AttemptLimit,
+    /// Live stock for open storefronts.
+    pub feed: SaleFeed,
     /// Last re-arm attempt; the lock makes re-arming single-flight.
     pub rearm: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }

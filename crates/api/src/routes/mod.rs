@@ -3,6 +3,7 @@
 //! the document from exactly the services registered here: a route cannot
 //! be served without being documented.
 
+mod events;
 mod health;
 mod metrics;
 pub mod purchases;
@@ -34,6 +35,7 @@ pub fn configure(limits: IpLimits) -> impl FnOnce(&mut ServiceConfig) {
         };
         cfg.service(root::info)
             .service(sale::status)
+            .service(events::events)
             .service(health::check)
             .service(metrics::render)
             .service(

@@ -2,6 +2,7 @@
 
 mod arming;
 mod concurrency;
+mod events;
 mod faults;
 mod health;
 mod helpers;

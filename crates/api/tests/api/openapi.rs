@@ -51,6 +51,7 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
             "/api/health",
             "/api/purchases",
             "/api/purchases/{user_id}",
+            "/api/sale/events",
             "/api/sale/status",
             "/metrics"
         ]

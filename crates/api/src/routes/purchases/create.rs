@@ -99,6 +99,7 @@ pub async fn create(
         } => {
             crate::failpoint::crash_if("after-purchase-script");
             metrics::stock(sale, stock_left);
+            state.feed.observe(stock_left);
             tracing::Span::current().record("order.id", tracing::field::display(order_id));
             queue_order(&state, order_id, user, purchased_at).await;
             Ok(HttpResponse::Created().json(PurchaseConfirmed {
@@ -110,6 +111,7 @@ pub async fn create(
         PurchaseOutcome::Duplicate(entry) => Err(ApiError::AlreadyPurchased(entry)),
         PurchaseOutcome::SoldOut => {
             metrics::stock(sale, 0);
+            state.feed.observe(0);
             Err(ApiError::SoldOut)
         }
         PurchaseOutcome::TooManyAttempts => Err(ApiError::TooManyAttempts {
