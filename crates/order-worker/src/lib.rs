@@ -187,9 +187,11 @@ async fn run_once(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let storage = domain::queue::storage(conn, &settings.queue);
+    // Short on purpose: a job holds a concurrency slot (and delays a graceful
+    // stop) while it sleeps; a longer outage is the reconciler's to cover.
     let backoff = ExponentialBackoffMaker::new(
         Duration::from_millis(100),
-        Duration::from_secs(10),
+        Duration::from_secs(2),
         0.5,
         HasherRng::default(),
     )

@@ -6,8 +6,9 @@
 //! - `WORKER_NAME` (`order-worker-<host>-<pid>-<random>`): must be unique per
 //!   process, apalis refuses a name still registered by a recent process
 //! - `WORKER_POLL_INTERVAL_MS` (`100`): how often an idle worker asks for jobs
-//! - `WORKER_MAX_RETRIES` (`10`): in-process retries of a failing job, with
-//!   exponential backoff from 100 ms up to 10 s
+//! - `WORKER_MAX_RETRIES` (`5`): in-process retries of a failing job, with
+//!   exponential backoff from 100 ms up to 2 s; past them the reconciler
+//!   persists the order once PostgreSQL answers again
 //! - `RECONCILE_INTERVAL_MS` (`10000`): how often the reconciler compares
 //!   the Redis ledgers with PostgreSQL
 //! - `RECONCILE_GRACE_MS` (`10000`): ledger entries younger than this are
@@ -76,7 +77,7 @@ impl WorkerSettings {
             name: env.string("WORKER_NAME", &default_name()),
             concurrency,
             poll_interval: Duration::from_millis(poll_ms),
-            max_retries: env.parse("WORKER_MAX_RETRIES", 10)?,
+            max_retries: env.parse("WORKER_MAX_RETRIES", 5)?,
             reconcile: ReconcileSettings {
                 interval: Duration::from_millis(interval_ms),
                 grace: Duration::from_millis(env.parse("RECONCILE_GRACE_MS", 10_000)?),
