@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run build test test-unit lint fmt migrate bench-aof services-up services-down clean
+.PHONY: help run build test test-rust test-frontend test-unit lint fmt migrate bench-aof services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -14,7 +14,9 @@ run: build ## Start Redis + PostgreSQL (reused or private), the worker and the a
 build: ## Build the release binaries (api, order-worker)
 	$(CARGO) build --release --bins
 
-test: ## Run every test against real Redis and PostgreSQL (started if needed)
+test: test-rust test-frontend ## Run every test: Rust (real Redis + PostgreSQL, started if needed) and the storefront (Vitest + Chromium)
+
+test-rust: ## The Rust unit, integration and fault-injection tests
 	@deploy/local/services.sh up
 	@. .run/services.env && deploy/local/services.sh clean-test-data
 	@. .run/services.env && \
@@ -25,6 +27,9 @@ test: ## Run every test against real Redis and PostgreSQL (started if needed)
 	    $(CARGO) test --workspace --no-fail-fast; \
 	  fi; status=$$?; \
 	  deploy/local/services.sh clean-test-data; exit $$status
+
+test-frontend: ## The storefront: Vitest units, build, Playwright in Debian's Chromium against the real stack
+	@deploy/local/frontend-test.sh
 
 test-unit: ## Unit tests only (no services needed)
 	$(CARGO) test --workspace --lib --bins

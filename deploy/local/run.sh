@@ -36,6 +36,14 @@ trap stop INT TERM EXIT
 "$BIN/order-worker" & pids+=($!)
 "$BIN/api" & pids+=($!)
 
+# The storefront on :5173, proxying /api to the api (needs Node.js).
+storefront="(not started: install Node.js 20+ and npm)"
+if command -v npm >/dev/null; then
+  (cd frontend && { [ -d node_modules ] || npm ci --no-audit --no-fund >/dev/null; } && npm run build >/dev/null)
+  (cd frontend && API_URL="http://localhost:$PORT" exec npx vite preview --port 5173 --strictPort >/dev/null) & pids+=($!)
+  storefront="http://localhost:5173"
+fi
+
 for _ in $(seq 100); do
   curl -fs "http://localhost:$PORT/api/health" >/dev/null 2>&1 && break
   sleep 0.1
@@ -45,7 +53,8 @@ cat <<MSG
 
   Flash sale "$SALE_ID" is live: $STOCK_QUANTITY items, $SALE_START_TIME .. $SALE_END_TIME
 
-  API      http://localhost:$PORT          (GET /api/sale/status, POST /api/purchases)
+  Shop     $storefront
+  API      http://localhost:$PORT          (GET /api/sale/status, POST /api/purchases; docs at /api/docs/)
   Health   http://localhost:$PORT/api/health
 
   Try:  curl -X POST http://localhost:$PORT/api/purchases -H 'Content-Type: application/json' -d '{"userId":"user-42"}'

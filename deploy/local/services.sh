@@ -161,7 +161,7 @@ clean_test_data() {
   done
   if have redis-cli; then
     local pattern
-    for pattern in '{sale:test-*' 'test:*'; do
+    for pattern in '{sale:test-*' 'test:*' '{sale:e2e-*' 'e2e:*'; do
       redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "$pattern" |
         xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" unlink >/dev/null
     done

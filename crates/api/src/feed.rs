@@ -12,6 +12,7 @@ use actix_web_lab::sse;
 use chrono::Utc;
 use futures::Stream;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::{inventory::Inventory, state::Sale, status::SaleStatus};
 
@@ -63,9 +64,16 @@ impl SaleFeed {
         });
     }
 
-    /// The event stream of one open page.
-    pub fn events(&self, sale: Sale) -> impl Stream<Item = sse::Event> + 'static {
+    /// The event stream of one open page; it ends when `shutdown` fires, so
+    /// open pages never hold up a graceful stop (browsers reconnect to
+    /// another replica by themselves).
+    pub fn events(
+        &self,
+        sale: Sale,
+        shutdown: CancellationToken,
+    ) -> impl Stream<Item = sse::Event> + 'static {
         let state = StreamState {
+            shutdown,
             stock: self.stock.subscribe(),
             sale,
             last: None,
@@ -75,6 +83,7 @@ impl SaleFeed {
         futures::stream::unfold(state, |mut state| async move {
             loop {
                 tokio::select! {
+                    _ = state.shutdown.cancelled() => return None,
                     changed = state.stock.changed() => if changed.is_err() { return None },
                     _ = state.phase_check.tick() => {}
                 }
@@ -95,6 +104,7 @@ impl SaleFeed {
 }
 
 struct StreamState {
+    shutdown: CancellationToken,
     stock: watch::Receiver<Option<u64>>,
     sale: Sale,
     last: Option<SaleStatus>,

@@ -19,4 +19,4 @@ pub mod status;
 pub mod validation;
 
 pub use settings::Settings;
-pub use startup::Application;
+pub use startup::{Application, Stopper};

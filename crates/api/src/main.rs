@@ -10,8 +10,8 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env(&Env::from_process()).context("reading settings")?;
     telemetry::init(settings.log_format, "info");
     let app = Application::build(settings).await?;
-    // actix handles SIGTERM / Ctrl-C itself: it stops accepting, lets
-    // in-flight requests finish (up to 30 s), then returns.
+    // SIGTERM / Ctrl-C: live streams end, in-flight requests finish (up to
+    // 30 s), then it returns.
     app.run_until_stopped()
         .await
         .context("running the HTTP server")

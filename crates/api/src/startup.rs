@@ -16,6 +16,7 @@ use diesel_async::{
     AsyncPgConnection,
 };
 use domain::{config::DatabaseConfig, SaleKeys};
+use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -41,6 +42,23 @@ pub const JSON_LIMIT: usize = 4096;
 pub struct Application {
     port: u16,
     server: Server,
+    shutdown: CancellationToken,
+}
+
+/// Stops a running [`Application`] gracefully.
+#[derive(Clone)]
+pub struct Stopper {
+    shutdown: CancellationToken,
+    handle: ServerHandle,
+}
+
+impl Stopper {
+    /// Ends the live streams, then lets in-flight requests finish (30 s at
+    /// most) and stops.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        self.handle.stop(true).await;
+    }
 }
 
 impl Application {
@@ -63,6 +81,7 @@ impl Application {
             .context("arming the sale")?;
         let queue_conn =
             domain::queue::connection(&settings.redis).context("creating the queue connection")?;
+        let shutdown = CancellationToken::new();
         let feed = SaleFeed::default();
         feed.spawn_reader(inventory.clone(), sale.total_stock);
         let state = web::Data::new(AppState {
@@ -75,6 +94,7 @@ impl Application {
                 window_seconds: settings.limits.user_window_seconds,
             },
             feed,
+            shutdown: shutdown.clone(),
             rearm: Default::default(),
         });
 
@@ -86,19 +106,33 @@ impl Application {
             .port();
         let server = server(listener, state, &settings)?;
         tracing::info!(port, sale.id = %settings.sale.id, "api listening");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            shutdown,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// A handle to stop the server gracefully (in-flight requests finish).
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// Stops the server gracefully (in-flight requests finish).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            shutdown: self.shutdown.clone(),
+            handle: self.server.handle(),
+        }
     }
 
+    /// Serves until stopped; SIGTERM or Ctrl-C stop it gracefully.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested; ending live streams and finishing requests");
+            stopper.stop().await;
+        });
         self.server.await
     }
 }
@@ -149,6 +183,8 @@ fn server(
     .listen(listener)
     .context("starting the HTTP server")?
     .shutdown_timeout(30)
+    // Signals are ours (run_until_stopped): SSE streams must end first.
+    .disable_signals()
     .run();
     Ok(server)
 }
@@ -204,4 +240,21 @@ fn redacted(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// SIGTERM (orchestrators) or Ctrl-C.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
 }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub attempt_limit: AttemptLimit,
     /// Live stock for open storefronts.
     pub feed: SaleFeed,
+    /// Fired when the server starts a graceful stop (ends SSE streams).
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Last re-arm attempt; the lock makes re-arming single-flight.
     pub rearm: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }

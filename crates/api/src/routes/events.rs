@@ -15,7 +15,11 @@ use crate::state::AppState;
 )]
 #[get("/api/sale/events")]
 pub async fn events(state: web::Data<AppState>) -> impl Responder {
-    Sse::from_infallible_stream(state.feed.events(state.sale.clone()))
-        .with_keep_alive(Duration::from_secs(15))
-        .with_retry_duration(Duration::from_secs(3))
+    Sse::from_infallible_stream(
+        state
+            .feed
+            .events(state.sale.clone(), state.shutdown.clone()),
+    )
+    .with_keep_alive(Duration::from_secs(15))
+    .with_retry_duration(Duration::from_secs(3))
 }

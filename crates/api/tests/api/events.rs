@@ -112,3 +112,21 @@ async fn fifty_open_pages_cost_one_redis_read_per_tick_not_one_per_page() {
     assert!(sample(&scrape, "flash_sale_sse_clients", &[]).is_some_and(|n| n >= 50.0));
     drop(streams);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_do_not_hold_up_a_graceful_stop() {
+    let app = spawn_app_with(TestConfig::active(5)).await;
+    let stream = app
+        .client
+        .get(format!("{}/api/sale/events", app.address))
+        .send()
+        .await
+        .expect("stream opened");
+    assert_eq!(stream.status(), 200);
+
+    let started = std::time::Instant::now();
+    app.stop().await;
+
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+}

@@ -101,7 +101,7 @@ pub struct TestApp {
     pub address: String,
     pub config: TestConfig,
     pub client: Client,
-    handle: actix_web::dev::ServerHandle,
+    stopper: api::Stopper,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -116,7 +116,7 @@ pub async fn spawn_app_with(config: TestConfig) -> TestApp {
     let settings = Settings::from_env(&config.env()).expect("valid test settings");
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
+    let stopper = app.stopper();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -125,7 +125,7 @@ pub async fn spawn_app_with(config: TestConfig) -> TestApp {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("http client"),
-        handle,
+        stopper,
     }
 }
 
@@ -181,7 +181,7 @@ impl TestApp {
 
     /// Stops the server gracefully.
     pub async fn stop(&self) {
-        self.handle.stop(true).await;
+        self.stopper.stop().await;
     }
 }
 

@@ -1,0 +1,49 @@
+import { useId, useState, type FormEvent } from 'react';
+import { userIdProblem } from '../lib/userId';
+
+interface Props {
+  /** The sale is active and has stock. */
+  open: boolean;
+  pending: boolean;
+  onBuy: (userId: string) => void;
+}
+
+/** The user id and the Buy button; nothing is sent that the api would refuse. */
+export function PurchaseForm({ open, pending, onBuy }: Props) {
+  const [userId, setUserId] = useState('');
+  const [touched, setTouched] = useState(false);
+  const inputId = useId();
+  const hintId = useId();
+  const problem = userIdProblem(userId);
+  const canBuy = open && !pending && problem === null;
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    setTouched(true);
+    if (canBuy) onBuy(userId);
+  };
+
+  return (
+    <form className="purchase" onSubmit={submit} noValidate>
+      <label htmlFor={inputId}>Your user id</label>
+      <input
+        id={inputId}
+        name="userId"
+        value={userId}
+        autoComplete="username"
+        placeholder="e.g. user-42"
+        maxLength={80}
+        aria-invalid={touched && problem !== null}
+        aria-describedby={hintId}
+        onChange={(e) => setUserId(e.target.value)}
+        onBlur={() => setTouched(true)}
+      />
+      <p id={hintId} className={touched && problem ? 'hint hint--error' : 'hint'}>
+        {touched && problem ? problem : 'Letters, digits and . _ - @ + : (up to 64).'}
+      </p>
+      <button type="submit" disabled={!canBuy}>
+        {pending ? 'Buying…' : 'Buy now'}
+      </button>
+    </form>
+  );
+}
