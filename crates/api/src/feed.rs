@@ -22,9 +22,17 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// How often a stream re-checks the phase without a stock change.
 const PHASE_CHECK: Duration = Duration::from_secs(1);
 
+/// What the feed knows: the stock, and how far Redis's clock is ahead of
+/// this replica's (phases are judged on Redis's clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Known {
+    stock: u64,
+    clock_offset: chrono::Duration,
+}
+
 #[derive(Clone)]
 pub struct SaleFeed {
-    stock: Arc<watch::Sender<Option<u64>>>,
+    stock: Arc<watch::Sender<Option<Known>>>,
 }
 
 impl Default for SaleFeed {
@@ -36,11 +44,29 @@ impl Default for SaleFeed {
 }
 
 impl SaleFeed {
-    /// Records a stock reading; open streams wake only if it changed.
+    /// Records the stock a purchase left; open streams wake only if it changed.
     pub fn observe(&self, stock: u64) {
         self.stock.send_if_modified(|current| {
-            let changed = *current != Some(stock);
-            *current = Some(stock);
+            let clock_offset = current.map_or(chrono::Duration::zero(), |k| k.clock_offset);
+            let next = Some(Known {
+                stock,
+                clock_offset,
+            });
+            let changed = current.map(|k| k.stock) != Some(stock);
+            *current = next;
+            changed
+        });
+    }
+
+    /// Records a reading of stock and Redis's clock.
+    pub fn observe_reading(&self, stock: u64, redis_now: chrono::DateTime<Utc>) {
+        let clock_offset = redis_now - crate::clock::now();
+        self.stock.send_if_modified(|current| {
+            let changed = current.map(|k| k.stock) != Some(stock);
+            *current = Some(Known {
+                stock,
+                clock_offset,
+            });
             changed
         });
     }
@@ -57,8 +83,13 @@ impl SaleFeed {
                 if feed.stock.receiver_count() == 0 {
                     continue;
                 }
-                if let Ok(Some(stock)) = inventory.stock().await {
-                    feed.observe(u64::try_from(stock).unwrap_or(0).min(total));
+                if let Ok(reading) = inventory.reading().await {
+                    if let Some(stock) = reading.stock {
+                        feed.observe_reading(
+                            u64::try_from(stock).unwrap_or(0).min(total),
+                            reading.now,
+                        );
+                    }
                 }
             }
         });
@@ -87,10 +118,11 @@ impl SaleFeed {
                     changed = state.stock.changed() => if changed.is_err() { return None },
                     _ = state.phase_check.tick() => {}
                 }
-                let Some(stock) = *state.stock.borrow_and_update() else {
+                let Some(known) = *state.stock.borrow_and_update() else {
                     continue;
                 };
-                let status = SaleStatus::at(&state.sale, stock as i64, Utc::now());
+                let redis_now = crate::clock::now() + known.clock_offset;
+                let status = SaleStatus::at(&state.sale, known.stock as i64, redis_now);
                 if state.last.as_ref() == Some(&status) {
                     continue;
                 }
@@ -105,7 +137,7 @@ impl SaleFeed {
 
 struct StreamState {
     shutdown: CancellationToken,
-    stock: watch::Receiver<Option<u64>>,
+    stock: watch::Receiver<Option<Known>>,
     sale: Sale,
     last: Option<SaleStatus>,
     phase_check: tokio::time::Interval,

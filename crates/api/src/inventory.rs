@@ -10,9 +10,9 @@ use std::{
 
 use domain::{
     config::RedisConfig,
-    scripts::{arm_args, purchase_args, ARM_LUA, PURCHASE_LUA},
-    ArmOutcome, LedgerEntry, OrderId, PurchaseOutcome, SaleKeys, SaleWindow, ScriptReplyError,
-    UserId,
+    scripts::{arm_args, purchase_args, ARM_LUA, PURCHASE_LUA, READING_LUA},
+    ArmOutcome, LedgerEntry, OrderId, PurchaseOutcome, Reading, SaleKeys, SaleWindow,
+    ScriptReplyError, UserId,
 };
 use fred::{
     prelude::ReconnectPolicy,
@@ -42,6 +42,7 @@ pub struct Inventory {
     keys: SaleKeys,
     purchase: Script,
     arm: Script,
+    reading: Script,
 }
 
 impl Inventory {
@@ -69,9 +70,11 @@ impl Inventory {
             keys,
             purchase: Script::from_lua(PURCHASE_LUA),
             arm: Script::from_lua(ARM_LUA),
+            reading: Script::from_lua(READING_LUA),
         };
         inventory.purchase.load(inventory.pool.next()).await?;
         inventory.arm.load(inventory.pool.next()).await?;
+        inventory.reading.load(inventory.pool.next()).await?;
         Ok(inventory)
     }
 
@@ -99,6 +102,7 @@ impl Inventory {
         user: &UserId,
         order: OrderId,
         limit: AttemptLimit,
+        window: &SaleWindow,
     ) -> Result<PurchaseOutcome, InventoryError> {
         let keys = vec![
             self.keys.stock(),
@@ -110,6 +114,7 @@ impl Inventory {
             order,
             limit.max_attempts,
             limit.window_seconds,
+            window,
         );
         let reply: String = timed(
             "purchase",
@@ -124,6 +129,20 @@ impl Inventory {
     pub async fn is_armed(&self) -> Result<bool, InventoryError> {
         let exists: u32 = timed("exists", self.pool.next().exists(self.keys.stock())).await?;
         Ok(exists == 1)
+    }
+
+    /// Remaining stock and Redis's clock, in one round trip.
+    pub async fn reading(&self) -> Result<Reading, InventoryError> {
+        let reply: String = timed(
+            "reading",
+            self.reading.evalsha_with_reload(
+                self.pool.next(),
+                vec![self.keys.stock()],
+                Vec::<String>::new(),
+            ),
+        )
+        .await?;
+        Ok(Reading::parse(&reply)?)
     }
 
     /// Remaining stock; `None` when the sale is not armed in Redis.

@@ -5,13 +5,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, Utc};
 use diesel_async::{pooled_connection::bb8, AsyncPgConnection};
-use domain::{SaleId, SalePhase, SaleWindow};
+use domain::{SaleId, SaleWindow};
 
 use crate::{
     arming::{self, Wanted},
-    error::ApiError,
     feed::SaleFeed,
     inventory::{AttemptLimit, Inventory},
     queue::OrderQueue,
@@ -72,15 +70,4 @@ pub struct Sale {
     pub id: SaleId,
     pub total_stock: u64,
     pub window: SaleWindow,
-}
-
-impl Sale {
-    /// The 400 of a purchase outside the window, or `Ok` inside it.
-    pub fn ensure_active(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
-        match self.window.phase_at(now) {
-            SalePhase::Upcoming => Err(ApiError::SaleNotStarted),
-            SalePhase::Active => Ok(()),
-            SalePhase::Ended => Err(ApiError::SaleEnded),
-        }
-    }
 }

@@ -7,6 +7,8 @@
 -- ARGV[2]  orderId, minted by the api before the call
 -- ARGV[3]  maximum attempts per user in the window (0 = no limit)
 -- ARGV[4]  attempt window in seconds
+-- ARGV[5]  sale start, epoch millis (inclusive)
+-- ARGV[6]  sale end, epoch millis (inclusive)
 --
 -- Returns one of:
 --   "OK|<purchasedAtMillis>|<stockLeft>"      stock decremented, ledger entry written
@@ -14,13 +16,24 @@
 --   "SOLD_OUT"                                no stock left
 --   "TOO_MANY_ATTEMPTS"                       the user is over ARGV[3] attempts
 --   "NOT_ARMED"                               the sale's stock key does not exist
+--   "NOT_STARTED" / "ENDED"                   outside the window, by Redis's clock
 --
 -- A missing stock key is never treated as zero: that would answer "sold out"
 -- for a sale Redis merely forgot, and DECR would create a negative stock.
--- The purchase time comes from Redis's clock so every replica agrees on it.
+-- The window is judged, and the purchase time taken, on Redis's clock: one
+-- clock for every replica, however far their own clocks drift.
 local stock = redis.call('GET', KEYS[1])
 if not stock then
   return 'NOT_ARMED'
+end
+
+local now = redis.call('TIME')
+local millis = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if millis < tonumber(ARGV[5]) then
+  return 'NOT_STARTED'
+end
+if millis > tonumber(ARGV[6]) then
+  return 'ENDED'
 end
 
 local max_attempts = tonumber(ARGV[3])
@@ -43,8 +56,6 @@ if tonumber(stock) <= 0 then
   return 'SOLD_OUT'
 end
 
-local now = redis.call('TIME')
-local millis = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local purchased_at = string.format('%d', millis)
 local left = redis.call('DECR', KEYS[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. purchased_at)

@@ -21,5 +21,5 @@ pub use ids::{OrderId, SaleId, SaleIdError, UserId, UserIdError};
 pub use job::PersistOrder;
 pub use keys::SaleKeys;
 pub use ledger::LedgerEntry;
-pub use scripts::{ArmOutcome, PurchaseOutcome, ScriptReplyError};
+pub use scripts::{ArmOutcome, PurchaseOutcome, Reading, ScriptReplyError};
 pub use window::{SalePhase, SaleWindow};

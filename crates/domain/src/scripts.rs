@@ -13,6 +13,33 @@ pub const PURCHASE_LUA: &str = include_str!("../lua/purchase.lua");
 /// Source of `lua/arm.lua`; its header states KEYS, ARGV and replies.
 pub const ARM_LUA: &str = include_str!("../lua/arm.lua");
 
+/// Source of `lua/reading.lua`: stock and Redis's clock.
+pub const READING_LUA: &str = include_str!("../lua/reading.lua");
+
+/// The stock (`None`: not armed) at Redis's `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    pub stock: Option<i64>,
+    pub now: DateTime<Utc>,
+}
+
+impl Reading {
+    pub fn parse(reply: &str) -> Result<Self, ScriptReplyError> {
+        let bad = || ScriptReplyError(reply.to_owned());
+        let (stock, millis) = reply.split_once('|').ok_or_else(bad)?;
+        let stock = match stock {
+            "" => None,
+            raw => Some(raw.parse::<i64>().map_err(|_| bad())?),
+        };
+        let now = millis
+            .parse::<i64>()
+            .ok()
+            .and_then(time::from_millis)
+            .ok_or_else(bad)?;
+        Ok(Self { stock, now })
+    }
+}
+
 /// A reply a script should never give: a bug or a foreign script under our SHA.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unexpected script reply {0:?}")]
@@ -33,6 +60,10 @@ pub enum PurchaseOutcome {
     TooManyAttempts,
     /// The sale's keys are missing in Redis: never "sold out".
     NotArmed,
+    /// Before the window, by Redis's clock.
+    NotStarted,
+    /// After the window, by Redis's clock.
+    Ended,
 }
 
 impl PurchaseOutcome {
@@ -56,6 +87,8 @@ impl PurchaseOutcome {
             "SOLD_OUT" if rest.is_empty() => Ok(Self::SoldOut),
             "TOO_MANY_ATTEMPTS" if rest.is_empty() => Ok(Self::TooManyAttempts),
             "NOT_ARMED" if rest.is_empty() => Ok(Self::NotArmed),
+            "NOT_STARTED" if rest.is_empty() => Ok(Self::NotStarted),
+            "ENDED" if rest.is_empty() => Ok(Self::Ended),
             _ => Err(bad()),
         }
     }
@@ -119,12 +152,15 @@ pub fn purchase_args(
     order: OrderId,
     max_attempts: u32,
     window_seconds: u64,
-) -> [String; 4] {
+    window: &SaleWindow,
+) -> [String; 6] {
     [
         user.to_owned(),
         order.to_string(),
         max_attempts.to_string(),
         window_seconds.to_string(),
+        window.starts_at.timestamp_millis().to_string(),
+        window.ends_at.timestamp_millis().to_string(),
     ]
 }
 
@@ -194,12 +230,40 @@ mod tests {
     }
 
     #[test]
+    fn readings_parse_armed_and_unarmed_sales() {
+        let at = time::from_millis(1_772_359_200_123).expect("in range");
+        assert_eq!(
+            Reading::parse("42|1772359200123"),
+            Ok(Reading {
+                stock: Some(42),
+                now: at
+            })
+        );
+        assert_eq!(
+            Reading::parse("|1772359200123"),
+            Ok(Reading {
+                stock: None,
+                now: at
+            })
+        );
+        for bad in ["", "42", "x|1", "1|x"] {
+            assert!(Reading::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn scripts_open_with_a_header_that_states_keys_argv_and_replies() {
-        for script in [PURCHASE_LUA, ARM_LUA] {
+        for script in [PURCHASE_LUA, ARM_LUA, READING_LUA] {
             assert!(script.starts_with("--"));
-            for word in ["KEYS[1]", "ARGV[1]", "Returns"] {
-                assert!(script.contains(word), "missing {word}");
+            let header: String = script.lines().take_while(|l| l.starts_with("--")).collect();
+            let code_uses_argv = script
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .any(|l| l.contains("ARGV"));
+            for word in ["KEYS[1]", "Returns"] {
+                assert!(header.contains(word), "missing {word}");
             }
+            assert_eq!(header.contains("ARGV[1]"), code_uses_argv);
         }
     }
 }

@@ -4,7 +4,7 @@
 use apalis::prelude::Data;
 use domain::PersistOrder;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::{
     db::{self, Inserted, PgPool},
@@ -17,9 +17,15 @@ pub struct JobContext {
     pub pool: PgPool,
 }
 
+/// The longest a job waits for PostgreSQL (connection and insert together).
+/// A call that never returns must not pin a job slot forever.
+const DB_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a job failed this time; apalis retries it with backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    #[error("PostgreSQL did not answer within {0:?}")]
+    Timeout(Duration),
     #[error("no PostgreSQL connection")]
     Pool(#[from] diesel_async::pooled_connection::bb8::RunError),
     #[error("PostgreSQL query failed")]
@@ -34,9 +40,13 @@ pub enum JobError {
 )]
 pub async fn persist_order(job: PersistOrder, ctx: Data<JobContext>) -> Result<(), JobError> {
     metrics::job_attempt();
-    let mut conn = ctx.pool.get().await.inspect_err(log_failure)?;
     let started = Instant::now();
-    let inserted = db::insert_order(&mut conn, &job).await;
+    let inserted = tokio::time::timeout(DB_TIMEOUT, async {
+        let mut conn = ctx.pool.get().await?;
+        Ok::<_, JobError>(db::insert_order(&mut conn, &job).await?)
+    })
+    .await
+    .unwrap_or(Err(JobError::Timeout(DB_TIMEOUT)));
     metrics::db_query("insert_order", started.elapsed());
     match inserted.inspect_err(log_failure)? {
         Inserted::New => {

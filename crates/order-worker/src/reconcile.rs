@@ -19,6 +19,10 @@ use crate::db::{self, PgPool};
 /// Ledger entries read and checked per round trip.
 const BATCH: usize = 500;
 
+/// The longest one pass may take: a call that never returns must not stop
+/// the reconciler for good (the next pass starts over; inserts are idempotent).
+const PASS_TIMEOUT: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone)]
 pub struct ReconcileSettings {
     /// Time between passes.
@@ -63,7 +67,9 @@ impl Reconciler {
             // A pass is idempotent: abandoning one at shutdown loses nothing.
             let pass = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                pass = self.pass() => pass,
+                pass = tokio::time::timeout(PASS_TIMEOUT, self.pass()) => {
+                    pass.unwrap_or_else(|_| Err(anyhow::anyhow!("pass timed out after {PASS_TIMEOUT:?}")))
+                }
             };
             crate::metrics::reconciler_pass(
                 pass.is_ok(),

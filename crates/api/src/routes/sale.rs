@@ -1,11 +1,9 @@
-use actix_web::{get, web, HttpResponse};
-use chrono::Utc;
-
 use crate::{
     error::{ApiError, ErrorBody},
     state::AppState,
     status::SaleStatus,
 };
+use actix_web::{get, web, HttpResponse};
 
 /// Phase, window and stock of the sale. Never throttled.
 #[utoipa::path(
@@ -17,17 +15,20 @@ use crate::{
 )]
 #[get("/api/sale/status")]
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let stock = state
+    let reading = state
         .inventory
-        .stock()
+        .reading()
         .await
         .inspect_err(|e| tracing::error!(error = ?e, "reading stock failed"))?;
-    let Some(stock) = stock else {
+    let Some(stock) = reading.stock else {
         state.into_inner().heal();
         return Err(ApiError::NotArmed);
     };
-    let status = SaleStatus::at(&state.sale, stock, Utc::now());
+    // The phase on Redis's clock: the one the purchase script judges by.
+    let status = SaleStatus::at(&state.sale, stock, reading.now);
     crate::metrics::stock(state.sale.id.as_str(), status.stock_remaining);
-    state.feed.observe(status.stock_remaining);
+    state
+        .feed
+        .observe_reading(status.stock_remaining, reading.now);
     Ok(HttpResponse::Ok().json(status))
 }

@@ -85,7 +85,7 @@ async fn fifty_open_pages_cost_one_redis_read_per_tick_not_one_per_page() {
         sample(
             scrape,
             "flash_sale_redis_command_duration_seconds_count",
-            &[("command", "get_stock")],
+            &[("command", "reading")],
         )
         .unwrap_or(0.0)
     };

@@ -618,3 +618,50 @@ async fn ledger_order_ids(redis_url: &str, config: &TestConfig) -> BTreeSet<Stri
         .filter_map(|v| v.split('|').next().map(str::to_owned))
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_whose_clocks_disagree_by_hours_agree_the_sale_is_open() {
+    // The sale opened a second ago and runs for an hour; one replica's clock
+    // is two hours ahead (it would say "ended"), the other's two hours
+    // behind (it would say "not started").
+    let config = TestConfig::active(10)
+        .set(
+            "SALE_START_TIME",
+            (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339(),
+        )
+        .set(
+            "SALE_END_TIME",
+            (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+        );
+    let mut replicas = Vec::new();
+    for (i, skew) in ["7200000", "-7200000"].into_iter().enumerate() {
+        let port = free_port();
+        let mut vars = config.vars.clone();
+        vars.push(("PORT".into(), port.to_string()));
+        vars.push(("FLASH_SALE_CLOCK_SKEW_MS".into(), skew.into()));
+        let process = Process::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_api")), &vars);
+        let base = format!("http://127.0.0.1:{port}");
+        wait_until_up(&base).await;
+        replicas.push((i, base, process));
+    }
+
+    let client = reqwest::Client::new();
+    for (i, base, _) in &replicas {
+        let status: Value = client
+            .get(format!("{base}/api/sale/status"))
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+        let bought = client
+            .post(format!("{base}/api/purchases"))
+            .json(&json!({"userId": format!("skewed-{i}")}))
+            .send()
+            .await
+            .expect("purchase");
+        assert_eq!(status["status"], "active", "replica {i}");
+        assert_eq!(bought.status(), 201, "replica {i}");
+    }
+}

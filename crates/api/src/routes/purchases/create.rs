@@ -1,5 +1,4 @@
 use actix_web::{post, web, HttpResponse};
-use chrono::Utc;
 use domain::{OrderId, PersistOrder, PurchaseOutcome, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -48,6 +47,7 @@ fn outcome_label(outcome: &PurchaseOutcome) -> &'static str {
         PurchaseOutcome::SoldOut => "sold_out",
         PurchaseOutcome::TooManyAttempts => "too_many_attempts",
         PurchaseOutcome::NotArmed => "not_armed",
+        PurchaseOutcome::NotStarted | PurchaseOutcome::Ended => "not_active",
     }
 }
 
@@ -77,15 +77,13 @@ pub async fn create(
     let user = validation::purchase_body(&body)
         .map_err(ApiError::Validation)
         .inspect_err(|_| metrics::purchase(sale, "invalid"))?;
-    state
-        .sale
-        .ensure_active(Utc::now())
-        .inspect_err(|_| metrics::purchase(sale, "not_active"))?;
+    // The window is judged in the script, on Redis's clock: replicas whose
+    // own clocks disagree still agree on whether the sale is open.
 
     let order_id = OrderId::new();
     let outcome = state
         .inventory
-        .purchase(&user, order_id, state.attempt_limit)
+        .purchase(&user, order_id, state.attempt_limit, &state.sale.window)
         .await
         .inspect_err(|e| {
             metrics::purchase(sale, "error");
@@ -117,6 +115,8 @@ pub async fn create(
         PurchaseOutcome::TooManyAttempts => Err(ApiError::TooManyAttempts {
             max: state.attempt_limit.max_attempts,
         }),
+        PurchaseOutcome::NotStarted => Err(ApiError::SaleNotStarted),
+        PurchaseOutcome::Ended => Err(ApiError::SaleEnded),
         PurchaseOutcome::NotArmed => {
             tracing::error!(sale.id = %state.sale.id, "sale keys missing in redis; re-arming");
             state.into_inner().heal();
@@ -132,7 +132,7 @@ async fn queue_order(
     state: &AppState,
     order_id: OrderId,
     user_id: UserId,
-    purchased_at: chrono::DateTime<Utc>,
+    purchased_at: chrono::DateTime<chrono::Utc>,
 ) {
     let job = PersistOrder {
         order_id,
