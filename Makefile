@@ -3,13 +3,19 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run build test test-rust test-frontend test-unit lint fmt migrate bench-aof services-up services-down clean
+N ?= 3
+M ?= 2
+
+.PHONY: help run run-cluster build test test-rust test-frontend test-unit lint fmt migrate bench-aof services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: build ## Start Redis + PostgreSQL (reused or private), the worker and the api with a demo sale active now
 	@deploy/local/run.sh
+
+run-cluster: build ## N api replicas + M workers behind haproxy on :8080 (make run-cluster N=3 M=2)
+	@N=$(N) M=$(M) deploy/local/cluster.sh
 
 build: ## Build the release binaries (api, order-worker)
 	$(CARGO) build --release --bins

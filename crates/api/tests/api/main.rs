@@ -1,6 +1,7 @@
 //! The api's integration tests: one binary, so linking happens once.
 
 mod arming;
+mod cluster;
 mod concurrency;
 mod events;
 mod faults;

@@ -242,6 +242,46 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 /// A child process killed when dropped.
 pub struct Process(pub Child);
 
+/// A process group (a script and everything it started), ended when dropped.
+pub struct Group(pub Child);
+
+impl Group {
+    pub fn spawn(program: &str, args: &[&str], vars: &[(String, String)]) -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new(program)
+            .args(args)
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "warn")
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        Self(child)
+    }
+}
+
+impl Group {
+    /// Signals every process of the group. The `--` matters: without it
+    /// procps `kill` does not read `-<pgid>` as a process group (seen here:
+    /// it signalled every process on the machine).
+    fn signal(&self, signal: &str) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-s", signal, "--", &group])
+            .status();
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.signal("TERM");
+        let _ = self.0.wait();
+        std::thread::sleep(Duration::from_millis(300));
+        self.signal("KILL");
+    }
+}
+
 impl Process {
     pub fn spawn(bin: &Path, vars: &[(String, String)]) -> Self {
         let child = Command::new(bin)

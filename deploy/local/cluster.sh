@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# `make run-cluster N=3 M=2`: N api replicas and M order workers on loopback
+# behind haproxy (Debian's package), plus Redis and PostgreSQL as `make run`
+# brings them. Ctrl-C (or SIGTERM) stops everything it started.
+#
+# Knobs (environment): N, M, LB_PORT (8080), API_PORTS (default 3001..),
+# BIN_DIR (target/release), CLUSTER_DIR (.run/cluster), SKIP_SERVICES=1 to
+# use REDIS_URL / DATABASE_URL as given, and every api/worker variable.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+if [ -f .env ]; then set -a; . ./.env; set +a; fi
+: "${N:=3}" "${M:=2}" "${LB_PORT:=8080}"
+: "${BIN_DIR:=${CARGO_TARGET_DIR:-$ROOT/target}/release}"
+: "${CLUSTER_DIR:=$ROOT/.run/cluster}"
+command -v haproxy >/dev/null || { echo "haproxy is missing: apt-get install haproxy" >&2; exit 1; }
+for bin in api order-worker; do
+  [ -x "$BIN_DIR/$bin" ] || { echo "missing $BIN_DIR/$bin: run 'make build' first" >&2; exit 1; }
+done
+
+if [ -z "${SKIP_SERVICES:-}" ]; then
+  deploy/local/services.sh up
+  . .run/services.env
+fi
+
+: "${SALE_ID:=demo-$(date -u +%Y%m%d-%H%M%S)}"
+: "${SALE_START_TIME:=$(date -u +%Y-%m-%dT%H:%M:%SZ)}"
+: "${SALE_END_TIME:=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)}"
+: "${STOCK_QUANTITY:=100}"
+# Only the balancer may say who the client is.
+: "${TRUSTED_PROXIES:=127.0.0.1}"
+export SALE_ID SALE_START_TIME SALE_END_TIME STOCK_QUANTITY TRUSTED_PROXIES
+if [ -z "${API_PORTS:-}" ]; then API_PORTS=$(seq -s ' ' 3001 $((3000 + N))); fi
+
+mkdir -p "$CLUSTER_DIR"
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo "[cluster] stopping"
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+for i in $(seq 1 "$M"); do
+  METRICS_PORT="${METRICS_PORT:-$((9090 + i))}" "$BIN_DIR/order-worker" & pids+=($!)
+  echo $! > "$CLUSTER_DIR/worker-$i.pid"
+done
+
+servers=""
+i=0
+for port in $API_PORTS; do
+  i=$((i + 1))
+  HOST=127.0.0.1 PORT=$port "$BIN_DIR/api" & pids+=($!)
+  echo $! > "$CLUSTER_DIR/api-$i.pid"
+  servers+="  server api$i 127.0.0.1:$port check"$'\n'
+done
+
+cat > "$CLUSTER_DIR/haproxy.cfg" <<CFG
+global
+  # Each connection costs two descriptors; stay under common ulimits.
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+  # Server-sent events stay open for long.
+  timeout tunnel 1h
+  # A request that never reached a replica (refused: it died) goes to
+  # another; one a replica already took is never replayed.
+  retries 3
+  retry-on conn-failure
+  option redispatch
+frontend shop
+  bind 127.0.0.1:$LB_PORT
+  option forwardfor
+  default_backend api
+backend api
+  balance roundrobin
+  option httpchk GET /api/health
+  http-check expect status 200
+  default-server inter 500ms fall 2 rise 2
+$servers
+CFG
+haproxy -f "$CLUSTER_DIR/haproxy.cfg" -db & pids+=($!)
+lb=$!
+echo $lb > "$CLUSTER_DIR/haproxy.pid"
+
+up=""
+for _ in $(seq 200); do
+  if curl -fs "http://127.0.0.1:$LB_PORT/api/health" >/dev/null 2>&1; then up=1; break; fi
+  kill -0 "$lb" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$up" ] || { echo "[cluster] the balancer did not come up" >&2; exit 1; }
+echo "[cluster] sale $SALE_ID: $N api replicas ($API_PORTS) and $M workers behind http://127.0.0.1:$LB_PORT"
+touch "$CLUSTER_DIR/ready"
+# A replica or worker dying does not end the cluster (the balancer routes
+# around it); the balancer exiting, or Ctrl-C, does.
+wait "$lb" || true
