@@ -6,7 +6,7 @@ CARGO ?= cargo
 N ?= 3
 M ?= 2
 
-.PHONY: help run run-cluster build test test-rust test-frontend test-unit lint fmt migrate bench-aof services-up services-down clean
+.PHONY: help run run-cluster validate-deploy build test test-rust test-frontend test-unit lint fmt migrate bench-aof services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,12 @@ fmt: ## Format the code
 
 migrate: ## Apply the database migrations alone (order-worker migrate)
 	$(CARGO) run --release --bin order-worker -- migrate
+
+validate-deploy: ## Validate docker-compose.yml (docker-compose config) and deploy/k8s (kubernetes-validate --strict)
+	@command -v docker-compose >/dev/null || { echo "docker-compose is missing: apt-get install docker-compose"; exit 1; }
+	@command -v kubernetes-validate >/dev/null || { echo "kubernetes-validate is missing: pip install kubernetes-validate"; exit 1; }
+	docker-compose config -q && docker-compose --profile stack config -q && echo "docker-compose.yml is valid"
+	kubernetes-validate --strict -k 1.33.0 deploy/k8s/config.yaml deploy/k8s/secret.yaml deploy/k8s/api.yaml deploy/k8s/worker.yaml
 
 bench-aof: ## Measure what Redis's appendfsync policy costs the purchase script (private Redis)
 	@loadtest/aof-fsync.sh

@@ -1,0 +1,28 @@
+# Multi-stage build of both services: `--target api` or `--target worker`.
+# The runtime images are Debian slim with the one binary, run as a non-root user.
+
+FROM rust:1.95-bookworm AS builder
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY crates crates
+COPY migrations migrations
+RUN cargo build --release --locked --bin api --bin order-worker
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home app
+USER 10001
+ENV LOG_FORMAT=json
+
+FROM runtime AS api
+COPY --from=builder /src/target/release/api /usr/local/bin/api
+EXPOSE 3000
+HEALTHCHECK --interval=10s --timeout=2s CMD curl -fs http://127.0.0.1:3000/api/health || exit 1
+ENTRYPOINT ["/usr/local/bin/api"]
+
+FROM runtime AS worker
+COPY --from=builder /src/target/release/order-worker /usr/local/bin/order-worker
+EXPOSE 9091
+ENTRYPOINT ["/usr/local/bin/order-worker"]
