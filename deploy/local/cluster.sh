@@ -24,13 +24,10 @@ if [ -z "${SKIP_SERVICES:-}" ]; then
   . .run/services.env
 fi
 
-: "${SALE_ID:=demo-$(date -u +%Y%m%d-%H%M%S)}"
-: "${SALE_START_TIME:=$(date -u +%Y-%m-%dT%H:%M:%SZ)}"
-: "${SALE_END_TIME:=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)}"
-: "${STOCK_QUANTITY:=100}"
+. deploy/local/demo-sale.sh
 # Only the balancer may say who the client is.
 : "${TRUSTED_PROXIES:=127.0.0.1}"
-export SALE_ID SALE_START_TIME SALE_END_TIME STOCK_QUANTITY TRUSTED_PROXIES
+export TRUSTED_PROXIES
 if [ -z "${API_PORTS:-}" ]; then API_PORTS=$(seq -s ' ' 3001 $((3000 + N))); fi
 
 mkdir -p "$CLUSTER_DIR"

@@ -10,13 +10,9 @@ if [ -f .env ]; then set -a; . ./.env; set +a; fi
 deploy/local/services.sh up
 . .run/services.env
 
-# A fresh demo sale per run unless .env or the environment names one.
-: "${SALE_ID:=demo-$(date -u +%Y%m%d-%H%M%S)}"
-: "${SALE_START_TIME:=$(date -u +%Y-%m-%dT%H:%M:%SZ)}"
-: "${SALE_END_TIME:=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)}"
-: "${STOCK_QUANTITY:=100}"
+. deploy/local/demo-sale.sh
 : "${PORT:=3000}"
-export SALE_ID SALE_START_TIME SALE_END_TIME STOCK_QUANTITY PORT
+export PORT
 
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 for bin in api order-worker; do

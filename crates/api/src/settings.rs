@@ -60,14 +60,7 @@ pub struct LimitSettings {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let redis_pool_size: usize = env.parse("REDIS_POOL_SIZE", 4)?;
-        if redis_pool_size == 0 {
-            return Err(ConfigError::new(
-                "REDIS_POOL_SIZE",
-                "0",
-                "must be at least 1",
-            ));
-        }
+        let redis_pool_size: usize = env.positive("REDIS_POOL_SIZE", 4)?;
         let redis = RedisConfig::from_env(env)?;
         Ok(Self {
             host: env.string("HOST", "0.0.0.0"),
@@ -101,14 +94,7 @@ impl SaleSettings {
                 "must be after SALE_START_TIME",
             ));
         }
-        let stock: u64 = env.parse("STOCK_QUANTITY", 100)?;
-        if stock == 0 {
-            return Err(ConfigError::new(
-                "STOCK_QUANTITY",
-                "0",
-                "must be at least 1",
-            ));
-        }
+        let stock: u64 = env.positive("STOCK_QUANTITY", 100)?;
         Ok(Self {
             id,
             window: SaleWindow { starts_at, ends_at },

@@ -91,6 +91,23 @@ impl Env {
         }
     }
 
+    /// Parses a number that must be at least 1, or gives `default`.
+    pub fn positive<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialEq + Default + Display,
+        T::Err: Display,
+    {
+        let value = self.parse(name, default)?;
+        if value == T::default() {
+            return Err(ConfigError::new(
+                name,
+                &value.to_string(),
+                "must be at least 1",
+            ));
+        }
+        Ok(value)
+    }
+
     /// Parses a variable that must be set.
     pub fn required<T>(&self, name: &str) -> Result<T, ConfigError>
     where
@@ -133,14 +150,7 @@ impl RedisConfig {
                 }
             }
         };
-        let timeout_ms: u64 = env.parse("REDIS_COMMAND_TIMEOUT_MS", 1000)?;
-        if timeout_ms == 0 {
-            return Err(ConfigError::new(
-                "REDIS_COMMAND_TIMEOUT_MS",
-                "0",
-                "must be at least 1",
-            ));
-        }
+        let timeout_ms: u64 = env.positive("REDIS_COMMAND_TIMEOUT_MS", 1000)?;
         Ok(Self {
             url,
             command_timeout: Duration::from_millis(timeout_ms),
@@ -189,15 +199,8 @@ impl DatabaseConfig {
                 "must start with postgres:// or postgresql://",
             ));
         }
-        let pool_max: u32 = env.parse("DATABASE_POOL_MAX", 20)?;
+        let pool_max: u32 = env.positive("DATABASE_POOL_MAX", 20)?;
         let pool_min: u32 = env.parse("DATABASE_POOL_MIN", 5)?;
-        if pool_max == 0 {
-            return Err(ConfigError::new(
-                "DATABASE_POOL_MAX",
-                "0",
-                "must be at least 1",
-            ));
-        }
         if pool_min > pool_max {
             return Err(ConfigError::new(
                 "DATABASE_POOL_MIN",

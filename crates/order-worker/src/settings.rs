@@ -44,31 +44,10 @@ pub struct WorkerSettings {
 
 impl WorkerSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let concurrency: usize = env.parse("WORKER_CONCURRENCY", 16)?;
-        if concurrency == 0 {
-            return Err(ConfigError::new(
-                "WORKER_CONCURRENCY",
-                "0",
-                "must be at least 1",
-            ));
-        }
-        let poll_ms: u64 = env.parse("WORKER_POLL_INTERVAL_MS", 100)?;
-        if poll_ms == 0 {
-            return Err(ConfigError::new(
-                "WORKER_POLL_INTERVAL_MS",
-                "0",
-                "must be at least 1",
-            ));
-        }
+        let concurrency: usize = env.positive("WORKER_CONCURRENCY", 16)?;
+        let poll_ms: u64 = env.positive("WORKER_POLL_INTERVAL_MS", 100)?;
         let redis = RedisConfig::from_env(env)?;
-        let interval_ms: u64 = env.parse("RECONCILE_INTERVAL_MS", 10_000)?;
-        if interval_ms == 0 {
-            return Err(ConfigError::new(
-                "RECONCILE_INTERVAL_MS",
-                "0",
-                "must be at least 1",
-            ));
-        }
+        let interval_ms: u64 = env.positive("RECONCILE_INTERVAL_MS", 10_000)?;
         Ok(Self {
             queue_redis: RedisConfig::queue_from_env(env, &redis)?,
             redis,

@@ -4,12 +4,8 @@ use serde_json::Value;
 
 use crate::helpers::{sample, spawn_app_with, TestApp, TestConfig};
 
-/// The `status` events of an open stream, read until `count` arrived.
-async fn status_events(
-    app: &TestApp,
-    count: usize,
-    during: impl std::future::Future<Output = ()>,
-) -> Vec<Value> {
+/// Opens the live stream of `app`.
+async fn open_stream(app: &TestApp) -> reqwest::Response {
     let response = app
         .client
         .get(format!("{}/api/sale/events", app.address))
@@ -17,6 +13,16 @@ async fn status_events(
         .await
         .expect("stream opened");
     assert_eq!(response.status(), 200);
+    response
+}
+
+/// The `status` events of an open stream, read until `count` arrived.
+async fn status_events(
+    app: &TestApp,
+    count: usize,
+    during: impl std::future::Future<Output = ()>,
+) -> Vec<Value> {
+    let response = open_stream(app).await;
     assert!(response.headers()["content-type"]
         .to_str()
         .unwrap_or("")
@@ -91,13 +97,7 @@ async fn fifty_open_pages_cost_one_redis_read_per_tick_not_one_per_page() {
     };
     let mut streams = Vec::new();
     for _ in 0..50 {
-        let response = app
-            .client
-            .get(format!("{}/api/sale/events", app.address))
-            .send()
-            .await
-            .expect("stream opened");
-        streams.push(response);
+        streams.push(open_stream(&app).await);
     }
     let before = reads(&app.get("/metrics").await.text().await.expect("text"));
 
@@ -116,13 +116,7 @@ async fn fifty_open_pages_cost_one_redis_read_per_tick_not_one_per_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_streams_do_not_hold_up_a_graceful_stop() {
     let app = spawn_app_with(TestConfig::active(5)).await;
-    let stream = app
-        .client
-        .get(format!("{}/api/sale/events", app.address))
-        .send()
-        .await
-        .expect("stream opened");
-    assert_eq!(stream.status(), 200);
+    let _open = open_stream(&app).await;
 
     let started = std::time::Instant::now();
     app.stop().await;

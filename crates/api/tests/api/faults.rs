@@ -378,30 +378,12 @@ async fn an_api_dying_between_script_and_push_loses_no_order() {
     let database = create_database().await;
     let config = fast_reconcile(TestConfig::active(10).set("DATABASE_URL", &database));
     let worker = order_worker::spawn(worker_settings(&config));
-    let port = free_port();
-    let mut crashing_vars = config.vars.clone();
-    crashing_vars.push(("PORT".into(), port.to_string()));
-    crashing_vars.push((
-        "FLASH_SALE_FAILPOINT".into(),
-        "after-purchase-script".into(),
-    ));
-    let mut crashing = Process::spawn(
-        std::path::Path::new(env!("CARGO_BIN_EXE_api")),
-        &crashing_vars,
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut crashing, base) = spawn_api_process(
+        &config,
+        &[("FLASH_SALE_FAILPOINT", "after-purchase-script")],
+    )
+    .await;
     let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client
-            .get(format!("{base}/api/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     let died = client
         .post(format!("{base}/api/purchases"))
@@ -433,6 +415,23 @@ async fn an_api_dying_between_script_and_push_loses_no_order() {
     assert_eq!(body["orderId"], order_id);
     assert_eq!(app.sale_status().await["stockRemaining"], 9);
     worker.stop().await.expect("worker stops");
+}
+
+/// The api binary as its own process on a free port, with `extra` variables;
+/// returns it with its base URL once it answers.
+async fn spawn_api_process(config: &TestConfig, extra: &[(&str, &str)]) -> (Process, String) {
+    let port = free_port();
+    let mut vars = config.vars.clone();
+    vars.push(("PORT".into(), port.to_string()));
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let process = Process::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_api")), &vars);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base).await;
+    (process, base)
 }
 
 /// Waits until `base` answers its health check.
@@ -579,12 +578,7 @@ async fn a_redis_stall_longer_than_the_timeout_leaves_no_dead_or_hung_worker() {
 async fn sigterm_lets_the_api_answer_every_purchase_it_took() {
     let database = create_database().await;
     let config = fast_reconcile(TestConfig::active(1000).set("DATABASE_URL", &database));
-    let port = free_port();
-    let mut vars = config.vars.clone();
-    vars.push(("PORT".into(), port.to_string()));
-    let mut api = Process::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_api")), &vars);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_up(&base).await;
+    let (mut api, base) = spawn_api_process(&config, &[]).await;
     let progress = Arc::new(AtomicUsize::new(0));
 
     let firing = tokio::spawn(burst(base, users("gs", 600), 32, progress.clone()));
@@ -635,13 +629,8 @@ async fn replicas_whose_clocks_disagree_by_hours_agree_the_sale_is_open() {
         );
     let mut replicas = Vec::new();
     for (i, skew) in ["7200000", "-7200000"].into_iter().enumerate() {
-        let port = free_port();
-        let mut vars = config.vars.clone();
-        vars.push(("PORT".into(), port.to_string()));
-        vars.push(("FLASH_SALE_CLOCK_SKEW_MS".into(), skew.into()));
-        let process = Process::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_api")), &vars);
-        let base = format!("http://127.0.0.1:{port}");
-        wait_until_up(&base).await;
+        let (process, base) =
+            spawn_api_process(&config, &[("FLASH_SALE_CLOCK_SKEW_MS", skew)]).await;
         replicas.push((i, base, process));
     }
 
