@@ -71,6 +71,15 @@ impl SaleFeed {
         });
     }
 
+    /// Now on Redis's clock, as best this replica knows it.
+    pub fn redis_now(&self) -> chrono::DateTime<Utc> {
+        let offset = self
+            .stock
+            .borrow()
+            .map_or(chrono::Duration::zero(), |k| k.clock_offset);
+        crate::clock::now() + offset
+    }
+
     /// Reads the stock every [`TICK`] for as long as the process runs.
     pub fn spawn_reader(&self, inventory: Inventory, total: u64) {
         let feed = self.clone();

@@ -161,6 +161,18 @@ impl Inventory {
             .transpose()
     }
 
+    /// The whole ledger (user id -> entry); malformed entries are skipped.
+    pub async fn ledger(
+        &self,
+    ) -> Result<std::collections::HashMap<String, LedgerEntry>, InventoryError> {
+        let raw: std::collections::HashMap<String, String> =
+            timed("ledger", self.pool.next().hgetall(self.keys.buyers())).await?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(user, entry)| LedgerEntry::parse(&entry).ok().map(|e| (user, e)))
+            .collect())
+    }
+
     /// Round trip time of a PING.
     pub async fn ping(&self) -> Result<Duration, InventoryError> {
         let started = Instant::now();

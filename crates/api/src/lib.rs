@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod queue;
 mod routes;
 pub mod settings;
+pub mod soldout;
 pub mod startup;
 pub mod state;
 pub mod status;

@@ -95,6 +95,7 @@ impl Application {
             },
             feed,
             shutdown: shutdown.clone(),
+            sold_out: Default::default(),
             rearm: Default::default(),
         });
 

@@ -28,6 +28,8 @@ pub struct AppState {
     pub attempt_limit: AttemptLimit,
     /// Live stock for open storefronts.
     pub feed: SaleFeed,
+    /// Set once this replica has seen the sale sold out.
+    pub sold_out: crate::soldout::SoldOut,
     /// Fired when the server starts a graceful stop (ends SSE streams).
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Last re-arm attempt; the lock makes re-arming single-flight.

@@ -45,7 +45,8 @@ async fn metrics_count_purchases_by_outcome_and_show_the_stock() {
         "flash_sale_redis_command_duration_seconds_count",
         &[("command", "purchase")],
     );
-    assert!(scripts.is_some_and(|n| n >= 4.0));
+    // m-a, m-a, m-b ran the script; m-c came after the sell-out: in-process.
+    assert!(scripts.is_some_and(|n| n >= 3.0), "{scripts:?}");
 }
 
 #[tokio::test]

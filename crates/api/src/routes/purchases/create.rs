@@ -77,6 +77,9 @@ pub async fn create(
     let user = validation::purchase_body(&body)
         .map_err(ApiError::Validation)
         .inspect_err(|_| metrics::purchase(sale, "invalid"))?;
+    if let Some(buyers) = state.sold_out.buyers() {
+        return sold_out_answer(&state, buyers, &user);
+    }
     // The window is judged in the script, on Redis's clock: replicas whose
     // own clocks disagree still agree on whether the sale is open.
 
@@ -98,6 +101,9 @@ pub async fn create(
             crate::failpoint::crash_if("after-purchase-script");
             metrics::stock(sale, stock_left);
             state.feed.observe(stock_left);
+            if stock_left == 0 {
+                state.sold_out.seen(&state.inventory).await;
+            }
             tracing::Span::current().record("order.id", tracing::field::display(order_id));
             queue_order(&state, order_id, user, purchased_at).await;
             Ok(HttpResponse::Created().json(PurchaseConfirmed {
@@ -110,6 +116,7 @@ pub async fn create(
         PurchaseOutcome::SoldOut => {
             metrics::stock(sale, 0);
             state.feed.observe(0);
+            state.sold_out.seen(&state.inventory).await;
             Err(ApiError::SoldOut)
         }
         PurchaseOutcome::TooManyAttempts => Err(ApiError::TooManyAttempts {
@@ -144,5 +151,28 @@ async fn queue_order(
     metrics::job_pushed(pushed.is_ok());
     if let Err(error) = pushed {
         tracing::error!(%error, "order job not queued; the reconciler will persist it");
+    }
+}
+
+/// The answer of a sold-out sale, from the frozen buyer set: no Redis call.
+fn sold_out_answer(
+    state: &AppState,
+    buyers: &std::collections::HashMap<String, domain::LedgerEntry>,
+    user: &UserId,
+) -> Result<HttpResponse, ApiError> {
+    let sale = state.sale.id.as_str();
+    if state.feed.redis_now() > state.sale.window.ends_at {
+        metrics::purchase(sale, "not_active");
+        return Err(ApiError::SaleEnded);
+    }
+    match crate::soldout::SoldOut::entry(buyers, user) {
+        Some(entry) => {
+            metrics::purchase(sale, "duplicate");
+            Err(ApiError::AlreadyPurchased(entry))
+        }
+        None => {
+            metrics::purchase(sale, "sold_out");
+            Err(ApiError::SoldOut)
+        }
     }
 }
