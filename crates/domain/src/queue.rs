@@ -25,7 +25,10 @@ pub fn connection(redis: &RedisConfig) -> Result<ConnectionManager, RedisError> 
     ConnectionManager::new_lazy_with_config(client, config)
 }
 
+/// Jobs a worker fetches per poll: enough to fill the worker's batches.
+const FETCH_BATCH: usize = 100;
+
 /// The storage of `queue` on `conn`; the queue name is always explicit.
 pub fn storage(conn: ConnectionManager, queue: &str) -> OrderStorage {
-    RedisStorage::new(conn).with_config(Config::default().queue(queue))
+    RedisStorage::new(conn).with_config(Config::default().queue(queue).batch_size(FETCH_BATCH))
 }

@@ -3,6 +3,7 @@
 //! `main.rs` only reads settings and calls [`run`] or [`migrate`]; tests call
 //! [`spawn`] to run the real worker in-process.
 
+pub mod batch;
 pub mod db;
 pub mod jobs;
 pub mod metrics;
@@ -67,7 +68,9 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
         ),
     ];
 
-    let context = JobContext { pool };
+    let context = JobContext {
+        batcher: batch::Batcher::spawn(pool),
+    };
     let mut restarts = 0u32;
     while !shutdown.is_cancelled() {
         let name = format!("{}-{restarts}", settings.name);

@@ -41,6 +41,10 @@ pub fn job_done(result: &'static str) {
     metrics::counter!("flash_sale_jobs_total", "result" => result).increment(1);
 }
 
+pub fn job_done_n(result: &'static str, count: usize) {
+    metrics::counter!("flash_sale_jobs_total", "result" => result).increment(count as u64);
+}
+
 pub fn job_failed() {
     metrics::counter!("flash_sale_job_failures_total").increment(1);
 }

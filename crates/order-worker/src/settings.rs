@@ -2,7 +2,8 @@
 //!
 //! Besides the shared variables of `domain::config` (Redis, PostgreSQL,
 //! `ORDER_QUEUE`, `LOG_FORMAT`):
-//! - `WORKER_CONCURRENCY` (`16`): jobs persisted at once by this process
+//! - `WORKER_CONCURRENCY` (`256`): jobs in flight in this process; they are
+//!   written together in batches of up to 500
 //! - `WORKER_NAME` (`order-worker-<host>-<pid>-<random>`): must be unique per
 //!   process, apalis refuses a name still registered by a recent process
 //! - `WORKER_POLL_INTERVAL_MS` (`100`): how often an idle worker asks for jobs
@@ -44,7 +45,7 @@ pub struct WorkerSettings {
 
 impl WorkerSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let concurrency: usize = env.positive("WORKER_CONCURRENCY", 16)?;
+        let concurrency: usize = env.positive("WORKER_CONCURRENCY", 256)?;
         let poll_ms: u64 = env.positive("WORKER_POLL_INTERVAL_MS", 100)?;
         let redis = RedisConfig::from_env(env)?;
         let interval_ms: u64 = env.positive("RECONCILE_INTERVAL_MS", 10_000)?;
