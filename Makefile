@@ -23,6 +23,7 @@ build: ## Build the release binaries (api, order-worker)
 test: test-rust test-frontend ## Run every test: Rust (real Redis + PostgreSQL, started if needed) and the storefront (Vitest + Chromium)
 
 test-rust: ## The Rust unit, integration and fault-injection tests
+	@deploy/local/ensure-tools.sh redis-server:redis-server redis-cli:redis-tools haproxy:haproxy
 	@deploy/local/services.sh up
 	@. .run/services.env && deploy/local/services.sh clean-test-data
 	@. .run/services.env && \

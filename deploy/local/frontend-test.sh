@@ -7,15 +7,7 @@ cd "$ROOT"
 
 command -v npm >/dev/null || { echo "npm is missing: install Node.js 20 or newer" >&2; exit 1; }
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
-if [ ! -x "$CHROMIUM" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "[frontend] installing Debian's chromium for the browser tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "Chromium is needed for the browser tests: sudo apt-get install chromium (or set CHROMIUM=/path)" >&2
-    exit 1
-  fi
-fi
+[ -x "$CHROMIUM" ] || deploy/local/ensure-tools.sh chromium:chromium
 
 deploy/local/services.sh up
 . .run/services.env
