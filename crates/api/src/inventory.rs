@@ -145,11 +145,6 @@ impl Inventory {
         Ok(Reading::parse(&reply)?)
     }
 
-    /// Remaining stock; `None` when the sale is not armed in Redis.
-    pub async fn stock(&self) -> Result<Option<i64>, InventoryError> {
-        Ok(timed("get_stock", self.pool.next().get(self.keys.stock())).await?)
-    }
-
     /// The user's ledger entry, if they bought.
     pub async fn ledger_entry(&self, user: &UserId) -> Result<Option<LedgerEntry>, InventoryError> {
         let raw: Option<String> = timed(

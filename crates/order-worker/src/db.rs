@@ -77,43 +77,6 @@ impl<'a> From<&'a PersistOrder> for NewOrder<'a> {
     }
 }
 
-/// What an insert did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Inserted {
-    New,
-    /// The order was there already: a job delivered again.
-    AlreadyPersisted,
-    /// The user has another order for this sale. Redis never confirms two
-    /// purchases of one user, so this is a bug or a tampered ledger; the
-    /// unique constraint keeps the database right and we report it.
-    ConflictingOrder,
-}
-
-/// Inserts an order once, whatever the number of deliveries.
-pub async fn insert_order(
-    conn: &mut AsyncPgConnection,
-    job: &PersistOrder,
-) -> QueryResult<Inserted> {
-    let rows = diesel::insert_into(orders::table)
-        .values(NewOrder::from(job))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    if rows == 1 {
-        return Ok(Inserted::New);
-    }
-    let same_id: i64 = orders::table
-        .filter(orders::id.eq(job.order_id.as_uuid()))
-        .count()
-        .get_result(conn)
-        .await?;
-    Ok(if same_id == 1 {
-        Inserted::AlreadyPersisted
-    } else {
-        Inserted::ConflictingOrder
-    })
-}
-
 /// Inserts many orders in one statement; rows already there are skipped.
 /// Returns how many were new.
 pub async fn insert_orders(

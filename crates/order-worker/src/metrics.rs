@@ -37,10 +37,6 @@ pub fn job_attempt() {
     metrics::counter!("flash_sale_job_attempts_total").increment(1);
 }
 
-pub fn job_done(result: &'static str) {
-    metrics::counter!("flash_sale_jobs_total", "result" => result).increment(1);
-}
-
 pub fn job_done_n(result: &'static str, count: usize) {
     metrics::counter!("flash_sale_jobs_total", "result" => result).increment(count as u64);
 }

@@ -102,38 +102,69 @@ async fn workers_migrating_at_once_apply_the_migrations_exactly_once() {
     assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_inserted_twice_is_stored_once() {
+/// The batcher the job handlers use, on a migrated fresh database.
+async fn batcher() -> (String, order_worker::batch::Batcher) {
     let url = create_database().await;
     db::migrate(&url).await.expect("migrate");
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    let pool = db::pool(&settings(&url, "unused").database);
+    (url, order_worker::batch::Batcher::spawn(pool))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_persisted_twice_is_stored_once() {
+    let (url, batcher) = batcher().await;
     let order = job("twice");
 
-    let first = db::insert_order(&mut conn, &order).await.expect("insert");
-    let second = db::insert_order(&mut conn, &order)
+    batcher
+        .persist(order.clone())
         .await
-        .expect("insert again");
+        .expect("first delivery");
+    batcher
+        .persist(order.clone())
+        .await
+        .expect("second delivery");
 
-    assert_eq!(first, db::Inserted::New);
-    assert_eq!(second, db::Inserted::AlreadyPersisted);
     assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_mixing_a_redelivered_order_with_new_ones_stores_each_once() {
+    let (url, batcher) = batcher().await;
+    let seen = job("seen-before");
+    batcher.persist(seen.clone()).await.expect("first delivery");
+
+    // Sent together, so they share one batch (one INSERT).
+    let results = futures::future::join_all(
+        [seen.clone(), job("new-1"), job("new-2")].map(|o| batcher.persist(o)),
+    )
+    .await;
+
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_refuses_a_second_order_of_one_user_in_one_sale() {
-    let url = create_database().await;
-    db::migrate(&url).await.expect("migrate");
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    let (url, batcher) = batcher().await;
+    let kept = job("greedy");
+    batcher.persist(kept.clone()).await.expect("first order");
 
-    db::insert_order(&mut conn, &job("greedy"))
+    // Redis never confirms this; if it ever arrived, UNIQUE (sale_id, user_id) holds.
+    batcher
+        .persist(job("greedy"))
         .await
-        .expect("insert");
-    let other = db::insert_order(&mut conn, &job("greedy"))
-        .await
-        .expect("insert");
+        .expect("completes, dropped");
 
-    assert_eq!(other, db::Inserted::ConflictingOrder);
     assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 1);
+    let sql = format!(
+        "SELECT count(*) AS n FROM orders WHERE id = '{}'",
+        kept.order_id
+    );
+    assert_eq!(
+        count(&url, &sql).await,
+        1,
+        "the first order is the one kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
