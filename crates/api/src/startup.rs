@@ -79,8 +79,8 @@ impl Application {
         let sale = arming::ensure_armed(&inventory, &db, &wanted)
             .await
             .context("arming the sale")?;
-        let queue_conn =
-            domain::queue::connection(&settings.redis).context("creating the queue connection")?;
+        let queue_conn = domain::queue::connection(&settings.queue_redis)
+            .context("creating the queue connection")?;
         let shutdown = CancellationToken::new();
         let feed = SaleFeed::default();
         feed.spawn_reader(inventory.clone(), sale.total_stock);
