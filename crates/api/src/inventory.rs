@@ -15,9 +15,8 @@ use domain::{
     ScriptReplyError, UserId,
 };
 use fred::{
-    prelude::ReconnectPolicy,
-    prelude::{ClientLike, Config, Error as FredError, HashesInterface, KeysInterface, Pool},
-    types::{scripts::Script, Builder},
+    prelude::{ClientLike, Error as FredError, HashesInterface, KeysInterface, Pool},
+    types::scripts::Script,
 };
 
 /// A Redis call that did not give an answer we can use.
@@ -46,24 +45,15 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Connects a pool of pipelined connections with bounded command times;
-    /// fred reconnects by itself (forever, with backoff) after an outage.
+    /// Connects a pool of pipelined connections with bounded command times
+    /// (one server or a cluster); fred reconnects by itself (forever, with
+    /// backoff) after an outage. Scripts are loaded on every primary.
     pub async fn connect(
         redis: &RedisConfig,
         pool_size: usize,
         keys: SaleKeys,
     ) -> Result<Self, FredError> {
-        let config = Config::from_url(&redis.url)?;
-        let timeout = redis.command_timeout;
-        let pool = Builder::from_config(config)
-            .with_performance_config(|perf| perf.default_command_timeout = timeout)
-            .with_connection_config(|conn| {
-                conn.connection_timeout = timeout;
-                conn.internal_command_timeout = timeout;
-                conn.max_command_attempts = 1;
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-            .build_pool(pool_size)?;
+        let pool = domain::inventory_redis::builder(redis)?.build_pool(pool_size)?;
         pool.init().await?;
         let inventory = Self {
             pool,

@@ -5,10 +5,12 @@
 //! stops start-up with a [`ConfigError`] naming the variable.
 //!
 //! Shared variables (defaults in brackets):
-//! - `REDIS_URL` (unset): `redis://...` URL; overrides the three below
+//! - `REDIS_URL` (unset): `redis://...` URL, or `redis-cluster://host:port?node=host:port&...`
+//!   for a Redis Cluster; overrides the three below
 //! - `REDIS_HOST` (`localhost`), `REDIS_PORT` (`6379`), `REDIS_PASSWORD` (unset)
 //! - `REDIS_COMMAND_TIMEOUT_MS` (`1000`): every Redis call fails after this
-//! - `REDIS_QUEUE_URL` (the main Redis): where the order queue lives
+//! - `REDIS_QUEUE_URL` (the main Redis): where the order queue lives; a standalone
+//!   Redis, required when `REDIS_URL` is a cluster (apalis-redis cannot use one)
 //! - `DATABASE_URL` (`postgresql://flash_sale_user:flash_sale_password@localhost:5432/flash_sale_db`)
 //! - `DATABASE_POOL_MAX` (`20`), `DATABASE_POOL_MIN` (`5`),
 //!   `DATABASE_IDLE_TIMEOUT_SECONDS` (`30`), `DATABASE_CONNECT_TIMEOUT_SECONDS` (`5`)
@@ -128,15 +130,24 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
 }
 
+/// URL schemes of a single Redis server.
+const STANDALONE_SCHEMES: [&str; 2] = ["redis://", "rediss://"];
+/// URL schemes of a Redis Cluster (fred's syntax: seed nodes as `?node=`).
+const CLUSTER_SCHEMES: [&str; 2] = ["redis-cluster://", "rediss-cluster://"];
+
+fn has_scheme(url: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|scheme| url.starts_with(scheme))
+}
+
 impl RedisConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let url = match env.get("REDIS_URL") {
             Some(url) => {
-                if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+                if !has_scheme(url, &STANDALONE_SCHEMES) && !has_scheme(url, &CLUSTER_SCHEMES) {
                     return Err(ConfigError::new(
                         "REDIS_URL",
                         url,
-                        "must start with redis:// or rediss://",
+                        "must start with redis://, rediss://, redis-cluster:// or rediss-cluster://",
                     ));
                 }
                 url.to_owned()
@@ -156,24 +167,32 @@ impl RedisConfig {
             command_timeout: Duration::from_millis(timeout_ms),
         })
     }
-}
 
-impl RedisConfig {
+    /// Whether this names a Redis Cluster rather than one server.
+    pub fn is_cluster(&self) -> bool {
+        has_scheme(&self.url, &CLUSTER_SCHEMES)
+    }
+
     /// The Redis of the order queue: `REDIS_QUEUE_URL`, else the main one.
     ///
     /// apalis-redis needs a standalone Redis; with a Redis Cluster for the
     /// inventory, the queue lives on its own instance.
     pub fn queue_from_env(env: &Env, main: &RedisConfig) -> Result<Self, ConfigError> {
         match env.get("REDIS_QUEUE_URL") {
+            None if main.is_cluster() => Err(ConfigError::new(
+                "REDIS_QUEUE_URL",
+                "",
+                "is required when REDIS_URL is a cluster: the order queue needs a standalone Redis",
+            )),
             None => Ok(main.clone()),
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Self {
+            Some(url) if has_scheme(url, &STANDALONE_SCHEMES) => Ok(Self {
                 url: url.to_owned(),
                 command_timeout: main.command_timeout,
             }),
             Some(url) => Err(ConfigError::new(
                 "REDIS_QUEUE_URL",
                 url,
-                "must start with redis:// or rediss://",
+                "must start with redis:// or rediss:// (the order queue needs a standalone Redis)",
             )),
         }
     }
@@ -264,5 +283,34 @@ mod tests {
             RedisConfig::from_env(&env).map(|r| r.url),
             Ok("redis://localhost:6379".into())
         );
+    }
+
+    #[test]
+    fn a_cluster_url_needs_a_standalone_queue() {
+        let cluster = "redis-cluster://10.0.0.1:7000?node=10.0.0.2:7000&node=10.0.0.3:7000";
+        let env = Env::from_pairs([("REDIS_URL", cluster)]);
+        let main = RedisConfig::from_env(&env).expect("a cluster url is accepted");
+        assert!(main.is_cluster());
+        let err = RedisConfig::queue_from_env(&env, &main).expect_err("queue must be named");
+        assert_eq!(err.name, "REDIS_QUEUE_URL");
+
+        let env = Env::from_pairs([("REDIS_URL", cluster), ("REDIS_QUEUE_URL", cluster)]);
+        let err = RedisConfig::queue_from_env(&env, &main).expect_err("not on a cluster");
+        assert_eq!(err.name, "REDIS_QUEUE_URL");
+
+        let env = Env::from_pairs([
+            ("REDIS_URL", cluster),
+            ("REDIS_QUEUE_URL", "redis://q:6379"),
+        ]);
+        let queue = RedisConfig::queue_from_env(&env, &main).expect("standalone queue");
+        assert_eq!(queue.url, "redis://q:6379");
+        assert!(!queue.is_cluster());
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_refused() {
+        let env = Env::from_pairs([("REDIS_URL", "http://cache:6379")]);
+        let err = RedisConfig::from_env(&env).expect_err("must fail");
+        assert_eq!(err.name, "REDIS_URL");
     }
 }

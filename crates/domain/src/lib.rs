@@ -7,6 +7,8 @@
 
 pub mod config;
 pub mod ids;
+#[cfg(feature = "inventory")]
+pub mod inventory_redis;
 pub mod job;
 pub mod keys;
 pub mod ledger;

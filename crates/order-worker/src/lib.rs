@@ -53,8 +53,13 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     let pool = db::pool(&settings.database);
     let queue_conn = domain::queue::connection(&settings.queue_redis)
         .context("creating the queue connection")?;
-    let ledger_conn =
-        domain::queue::connection(&settings.redis).context("creating the ledger connection")?;
+    // The ledgers live in the inventory Redis, which may be a cluster: fred.
+    let ledger = domain::inventory_redis::builder(&settings.redis)
+        .and_then(|builder| builder.build())
+        .context("creating the ledger connection")?;
+    // Connects in the background and reconnects forever: a worker started
+    // while Redis is down persists jobs as soon as the queue is back.
+    let _connection = fred::prelude::ClientLike::connect(&ledger);
     let promoter = Promoter::new(&settings.queue);
     let background = [
         tokio::spawn(promoter.clone().run(
@@ -63,8 +68,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
             shutdown.clone(),
         )),
         tokio::spawn(
-            Reconciler::new(ledger_conn, pool.clone(), settings.reconcile.clone())
-                .run(shutdown.clone()),
+            Reconciler::new(ledger, pool.clone(), settings.reconcile.clone()).run(shutdown.clone()),
         ),
     ];
 

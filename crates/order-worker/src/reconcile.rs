@@ -11,13 +11,18 @@ use std::{collections::HashSet, time::Duration};
 
 use chrono::Utc;
 use domain::{LedgerEntry, PersistOrder, SaleId, UserId};
-use redis::aio::ConnectionManager;
+use fred::{
+    clients::Client,
+    prelude::{ClientLike, HashesInterface},
+    types::{scan::Scanner, Key},
+};
+use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, PgPool};
 
 /// Ledger entries read and checked per round trip.
-const BATCH: usize = 500;
+const BATCH: u32 = 500;
 
 /// The longest one pass may take: a call that never returns must not stop
 /// the reconciler for good (the next pass starts over; inserts are idempotent).
@@ -34,7 +39,8 @@ pub struct ReconcileSettings {
 }
 
 pub struct Reconciler {
-    redis: ConnectionManager,
+    /// The inventory Redis (one server or a cluster) holding the ledgers.
+    redis: Client,
     pool: PgPool,
     settings: ReconcileSettings,
 }
@@ -47,7 +53,7 @@ pub struct Pass {
 }
 
 impl Reconciler {
-    pub fn new(redis: ConnectionManager, pool: PgPool, settings: ReconcileSettings) -> Self {
+    pub fn new(redis: Client, pool: PgPool, settings: ReconcileSettings) -> Self {
         Self {
             redis,
             pool,
@@ -102,35 +108,30 @@ impl Reconciler {
         Ok(pass)
     }
 
-    async fn sales(&self) -> redis::RedisResult<Vec<SaleId>> {
-        let mut conn = self.redis.clone();
-        let mut cursor = 0u64;
-        let mut sales = Vec::new();
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{{sale:{}}}:buyers", self.settings.sales))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            sales.extend(keys.iter().filter_map(|key| sale_of(key)));
-            if next == 0 {
-                return Ok(sales);
-            }
-            cursor = next;
-        }
+    /// The sales with a ledger; on a cluster, every primary is scanned.
+    async fn sales(&self) -> Result<Vec<SaleId>, fred::error::Error> {
+        let pattern = format!("{{sale:{}}}:buyers", self.settings.sales);
+        let keys: Vec<Key> = if self.redis.is_clustered() {
+            self.redis
+                .scan_cluster_buffered(pattern, Some(1000), None)
+                .try_collect()
+                .await?
+        } else {
+            self.redis
+                .scan_buffered(pattern, Some(1000), None)
+                .try_collect()
+                .await?
+        };
+        Ok(keys
+            .iter()
+            .filter_map(|key| key.as_str().and_then(sale_of))
+            .collect())
     }
 
     /// Persists the sale's ledger entries missing from PostgreSQL.
     async fn reconcile_sale(&self, sale: &SaleId) -> anyhow::Result<usize> {
         let keys = domain::SaleKeys::new(sale);
-        let mut redis = self.redis.clone();
-        let ledger_len: usize = redis::cmd("HLEN")
-            .arg(keys.buyers())
-            .query_async(&mut redis)
-            .await?;
+        let ledger_len: usize = self.redis.hlen(keys.buyers()).await?;
         let mut conn = self.pool.get().await?;
         let persisted = db::count_orders(&mut conn, sale.as_str()).await?;
         if usize::try_from(persisted).unwrap_or(usize::MAX) >= ledger_len {
@@ -138,26 +139,23 @@ impl Reconciler {
         }
         let settled_before = Utc::now() - self.settings.grace;
         let mut repaired = 0;
-        let mut cursor = 0u64;
-        loop {
-            let (next, flat): (u64, Vec<String>) = redis::cmd("HSCAN")
-                .arg(keys.buyers())
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(BATCH)
-                .query_async(&mut redis)
-                .await?;
-            let jobs: Vec<PersistOrder> = flat
-                .chunks_exact(2)
-                .filter_map(|pair| order_of(sale, &pair[0], &pair[1]))
+        // One page at a time: the next HSCAN is sent when the page is done with.
+        let mut pages = std::pin::pin!(self.redis.hscan(keys.buyers(), "*", Some(BATCH)));
+        while let Some(mut page) = pages.try_next().await? {
+            let jobs: Vec<PersistOrder> = page
+                .take_results()
+                .map(|map| map.inner())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|(user, entry)| {
+                    order_of(sale, user.as_str()?, entry.as_str()?.as_ref())
+                })
                 .filter(|job| job.purchased_at < settled_before)
                 .collect();
             repaired += self.persist_missing(&mut conn, jobs).await?;
-            if next == 0 {
-                return Ok(repaired);
-            }
-            cursor = next;
+            page.next();
         }
+        Ok(repaired)
     }
 
     async fn persist_missing(

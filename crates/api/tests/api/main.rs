@@ -12,6 +12,7 @@ mod observability;
 mod openapi;
 mod persistence;
 mod purchases;
+mod redis_cluster;
 mod sale_status;
 mod support;
 mod validation;

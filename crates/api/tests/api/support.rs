@@ -143,6 +143,121 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// A private Redis Cluster of `n` primaries (no replicas) on loopback,
+/// every slot assigned; nothing kept on disk.
+pub struct PrivateRedisCluster {
+    pub ports: Vec<u16>,
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl PrivateRedisCluster {
+    pub fn start(primaries: usize) -> Self {
+        let dir = scratch_dir("redis-cluster");
+        let ports: Vec<u16> = (0..primaries).map(|_| free_port()).collect();
+        let children = ports
+            .iter()
+            .map(|port| {
+                let node_dir = dir.join(port.to_string());
+                std::fs::create_dir_all(&node_dir).expect("node dir");
+                let child = Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
+                    .args(["--appendonly", "no", "--save", ""])
+                    .arg("--dir")
+                    .arg(&node_dir)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-server is installed");
+                wait_until("cluster node", || cli(*port, &["ping"]) == "PONG");
+                child
+            })
+            .collect();
+        let cluster = Self {
+            ports,
+            dir,
+            children,
+        };
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(
+            created.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        for port in &cluster.ports {
+            wait_until("cluster state ok", || {
+                cli(*port, &["cluster", "info"]).contains("cluster_state:ok")
+            });
+        }
+        cluster
+    }
+
+    /// The cluster URL the services take: one seed node, the others as `node=`.
+    pub fn url(&self) -> String {
+        let (first, rest) = self.ports.split_first().expect("at least one node");
+        let seeds: Vec<String> = rest
+            .iter()
+            .map(|port| format!("node=127.0.0.1:{port}"))
+            .collect();
+        format!("redis-cluster://127.0.0.1:{first}?{}", seeds.join("&"))
+    }
+
+    /// The port of the primary serving `key`'s slot (asked without
+    /// following redirections: a MOVED reply names the owner).
+    pub fn port_of(&self, key: &str) -> u16 {
+        let first = self.ports[0];
+        let reply = cli(first, &["exists", key]);
+        match reply.strip_prefix("MOVED ") {
+            Some(moved) => moved
+                .rsplit(':')
+                .next()
+                .and_then(|port| port.parse().ok())
+                .expect("MOVED names host:port"),
+            None => first,
+        }
+    }
+
+    /// `redis-cli -c` against the cluster: follows redirections.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-c", "-p", &self.ports[0].to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+impl Drop for PrivateRedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A private PostgreSQL cluster (trust auth) on a free port.
 pub struct PrivatePostgres {
     pub port: u16,

@@ -1,0 +1,30 @@
+//! The fred client of the inventory Redis (one server or a Redis Cluster),
+//! built the same way in both binaries.
+//!
+//! Every key of a sale carries the hash tag `{sale:ID}`, so on a cluster a
+//! sale lives in one slot and its scripts run unchanged on one primary.
+
+use fred::{
+    prelude::{Config, Error, ReconnectPolicy},
+    types::Builder,
+};
+
+use crate::config::RedisConfig;
+
+/// A builder with bounded command and connect times, one attempt per
+/// command (a caller decides about retries) and reconnection forever with
+/// backoff, so an outage turns into fast errors and heals by itself.
+pub fn builder(redis: &RedisConfig) -> Result<Builder, Error> {
+    let config = Config::from_url(&redis.url)?;
+    let timeout = redis.command_timeout;
+    let mut builder = Builder::from_config(config);
+    builder
+        .with_performance_config(|perf| perf.default_command_timeout = timeout)
+        .with_connection_config(|conn| {
+            conn.connection_timeout = timeout;
+            conn.internal_command_timeout = timeout;
+            conn.max_command_attempts = 1;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+    Ok(builder)
+}
