@@ -6,7 +6,7 @@ CARGO ?= cargo
 N ?= 3
 M ?= 2
 
-.PHONY: help run run-cluster validate-deploy build test test-rust test-frontend test-unit lint fmt migrate bench-aof services-up services-down clean
+.PHONY: help run run-cluster validate-deploy build build-loadtest test test-rust test-frontend test-unit lint fmt migrate bench bench-aof loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,28 @@ validate-deploy: ## Validate docker-compose.yml (docker-compose config) and depl
 	@command -v kubernetes-validate >/dev/null || { echo "kubernetes-validate is missing: pip install kubernetes-validate"; exit 1; }
 	docker-compose config -q && docker-compose --profile stack config -q && echo "docker-compose.yml is valid"
 	kubernetes-validate --strict -k 1.33.0 deploy/k8s/config.yaml deploy/k8s/secret.yaml deploy/k8s/api.yaml deploy/k8s/worker.yaml
+
+build-loadtest: ## Build the release binaries and the load generator (loadtest/)
+	$(CARGO) build --release -p api -p order-worker -p loadtest
+
+bench: build-loadtest ## Throughput vs a plaintext baseline, p50/p99, orders persisted/s, Redis CPU per purchase, api RSS (wrk)
+	@deploy/local/ensure-tools.sh wrk:wrk redis-cli:redis-tools
+	@loadtest/bench.sh
+
+loadtest: build-loadtest ## Every load scenario: burst, dedup, sustained, soldout (results in loadtest/results/)
+	@loadtest/run.sh all
+
+loadtest-burst: build-loadtest ## 1,000 purchases by 200 concurrent users on stock 100: exactly 100 x 201, 100 rows
+	@loadtest/run.sh burst
+
+loadtest-dedup: build-loadtest ## 100 simultaneous purchases by one user: exactly one 201 (per-user limit off, then on)
+	@loadtest/run.sh dedup
+
+loadtest-sustained: build-loadtest ## 500 req/s for 60 s (70% status, 30% purchases), latency corrected for coordinated omission
+	@loadtest/run.sh sustained
+
+loadtest-soldout: build-loadtest ## 20,000 purchases after the stock is gone: all 410, rows stay the stock
+	@loadtest/run.sh soldout
 
 bench-aof: ## Measure what Redis's appendfsync policy costs the purchase script (private Redis)
 	@loadtest/aof-fsync.sh

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# make loadtest-<scenario>: one load scenario against a fresh sale.
+#
+#   loadtest/run.sh burst|dedup|sustained|soldout|all
+#
+# Redis and PostgreSQL are reused or started as `make run` does; each
+# scenario then gets its own api + worker (release build) with the sale and
+# limits it needs, on LOADTEST_PORT (3300), stopped when it is done.
+# Results: loadtest/results/<scenario>-<time>.json (git-ignored).
+# SUSTAINED_RATE / SUSTAINED_SECONDS change the sustained scenario (500/60).
+set -euo pipefail
+# shellcheck source=loadtest/stack.sh
+. "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
+cd "$ROOT"
+
+: "${LOADTEST_PORT:=3300}"
+: "${SUSTAINED_RATE:=500}"
+: "${SUSTAINED_SECONDS:=60}"
+URL="http://127.0.0.1:$LOADTEST_PORT"
+
+stack_services
+trap stack_stop EXIT
+
+loadtest() { "$BIN/loadtest" "$@" --url "$URL" --database-url "$DATABASE_URL" --results "$ROOT/loadtest/results"; }
+
+burst() {
+  stack_api burst "$LOADTEST_PORT" STOCK_QUANTITY=100 USER_MAX_ATTEMPTS=0
+  stack_worker
+  loadtest burst --requests 1000 --concurrency 200
+  stack_stop
+}
+
+dedup() {
+  stack_api dedup-off "$LOADTEST_PORT" STOCK_QUANTITY=100 USER_MAX_ATTEMPTS=0
+  loadtest dedup --requests 100 --user-limit off
+  stack_stop
+  stack_api dedup-on "$LOADTEST_PORT" STOCK_QUANTITY=100 USER_MAX_ATTEMPTS=3
+  loadtest dedup --requests 100 --user-limit on
+  stack_stop
+}
+
+sustained() {
+  stack_api sustained "$LOADTEST_PORT" STOCK_QUANTITY=10000000 USER_MAX_ATTEMPTS=0
+  stack_worker
+  loadtest sustained --rate "$SUSTAINED_RATE" --duration "$SUSTAINED_SECONDS"
+  stack_stop
+}
+
+soldout() {
+  stack_api soldout "$LOADTEST_PORT" STOCK_QUANTITY=100 USER_MAX_ATTEMPTS=0
+  stack_worker
+  loadtest soldout --requests 20000 --concurrency 64
+  stack_stop
+}
+
+case "${1:-}" in
+  burst | dedup | sustained | soldout) "$1" ;;
+  all)
+    status=0
+    for scenario in burst dedup sustained soldout; do "$scenario" || status=1; done
+    exit "$status"
+    ;;
+  *) echo "usage: $0 burst|dedup|sustained|soldout|all" >&2; exit 2 ;;
+esac

@@ -1,0 +1,148 @@
+//! Load scenarios against a running api (see `loadtest/run.sh`, which
+//! starts one per scenario with the right sale and limits):
+//!
+//! ```text
+//! loadtest <burst|dedup|sustained|soldout> [--url URL] [--database-url URL]
+//!          [--requests N] [--concurrency N] [--rate N] [--duration SECONDS]
+//!          [--user-limit on|off] [--results DIR]
+//! ```
+//!
+//! Each prints a summary and writes `<results>/<scenario>-<time>.json`; a
+//! failed correctness check makes the exit status 1.
+
+mod closed;
+mod orders;
+mod report;
+mod scenarios;
+mod shop;
+mod stats;
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context};
+
+const USAGE: &str = "usage: loadtest <burst|dedup|sustained|soldout> [--url URL] [--database-url URL] \
+[--requests N] [--concurrency N] [--rate N] [--duration SECONDS] [--user-limit on|off] [--results DIR]";
+
+/// Command-line options; unset ones take the scenario's defaults.
+#[derive(Debug, Default)]
+pub struct Options {
+    pub url: String,
+    pub database_url: String,
+    pub requests: Option<u64>,
+    pub concurrency: Option<u64>,
+    pub rate: Option<u64>,
+    pub duration_secs: Option<u64>,
+    pub user_limit: bool,
+    pub results: PathBuf,
+}
+
+impl Options {
+    /// How long rows may take to reach PostgreSQL after the load.
+    pub fn drain_limit(&self) -> Duration {
+        Duration::from_secs(120)
+    }
+}
+
+fn parse(args: &[String]) -> anyhow::Result<(String, Options)> {
+    let mut options = Options {
+        url: std::env::var("LOADTEST_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".into()),
+        database_url: std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+            "postgresql://flash_sale_user:flash_sale_password@localhost:5432/flash_sale_db".into()
+        }),
+        results: PathBuf::from("loadtest/results"),
+        ..Options::default()
+    };
+    let mut scenario = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let mut value = |name: &str| {
+            rest.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        let number = |name: &str, raw: String| {
+            raw.parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| format!("{name} must be a positive integer, got {raw:?}"))
+        };
+        match arg.as_str() {
+            "--url" => options.url = value(arg)?,
+            "--database-url" => options.database_url = value(arg)?,
+            "--requests" => options.requests = Some(number(arg, value(arg)?)?),
+            "--concurrency" => options.concurrency = Some(number(arg, value(arg)?)?),
+            "--rate" => options.rate = Some(number(arg, value(arg)?)?),
+            "--duration" => options.duration_secs = Some(number(arg, value(arg)?)?),
+            "--user-limit" => {
+                options.user_limit = match value(arg)?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => bail!("--user-limit takes on or off, got {other:?}"),
+                }
+            }
+            "--results" => options.results = PathBuf::from(value(arg)?),
+            "-h" | "--help" => bail!("{USAGE}"),
+            name if scenario.is_none() && !name.starts_with('-') => {
+                scenario = Some(name.to_owned())
+            }
+            other => bail!("unexpected argument {other:?}\n{USAGE}"),
+        }
+    }
+    let scenario = scenario.with_context(|| format!("which scenario?\n{USAGE}"))?;
+    Ok((scenario, options))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (scenario, options) = parse(&args)?;
+    let shop = shop::Shop::new(&options.url)?;
+    shop.sale_status()
+        .await
+        .with_context(|| format!("no api answering at {}", shop.base()))?;
+    let report = match scenario.as_str() {
+        "burst" => {
+            let orders = orders::Orders::connect(&options.database_url).await?;
+            scenarios::burst::run(&shop, &orders, &options).await?
+        }
+        "dedup" => scenarios::dedup::run(&shop, &options).await?,
+        "sustained" => scenarios::sustained::run(&shop, &options).await?,
+        "soldout" => {
+            let orders = orders::Orders::connect(&options.database_url).await?;
+            scenarios::soldout::run(&shop, &orders, &options).await?
+        }
+        other => bail!("unknown scenario {other:?}\n{USAGE}"),
+    };
+    report.print();
+    let path = report.write(&options.results)?;
+    println!("  written: {}", path.display());
+    if !report.passed() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(raw: &str) -> Vec<String> {
+        raw.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_are_named() {
+        let (scenario, options) = parse(&args(
+            "burst --requests 1000 --concurrency 200 --user-limit on",
+        ))
+        .expect("valid");
+        assert_eq!(scenario, "burst");
+        assert_eq!(options.requests, Some(1000));
+        assert_eq!(options.concurrency, Some(200));
+        assert!(options.user_limit);
+        let error = parse(&args("burst --requests zero")).expect_err("invalid");
+        assert!(error.to_string().contains("--requests"));
+        assert!(parse(&args("--rate 5")).is_err(), "a scenario is required");
+    }
+}

@@ -1,0 +1,81 @@
+//! The order rows in PostgreSQL: what "nothing lost" is checked against.
+
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use tokio_postgres::NoTls;
+
+pub struct Orders {
+    client: tokio_postgres::Client,
+}
+
+/// How the rows arrived: how many, and when the last one did.
+pub struct Drained {
+    pub rows: u64,
+    pub after: Duration,
+}
+
+impl Orders {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let (client, connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {}", redacted(url)))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                eprintln!("PostgreSQL connection ended: {error}");
+            }
+        });
+        Ok(Self { client })
+    }
+
+    pub async fn count(&self, sale: &str) -> anyhow::Result<u64> {
+        let row = self
+            .client
+            .query_one("SELECT count(*) FROM orders WHERE sale_id = $1", &[&sale])
+            .await
+            .context("counting orders")?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    pub async fn ids(&self, sale: &str) -> anyhow::Result<HashSet<String>> {
+        let rows = self
+            .client
+            .query("SELECT id::text FROM orders WHERE sale_id = $1", &[&sale])
+            .await
+            .context("reading order ids")?;
+        Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
+    }
+
+    /// Polls until `expected` rows exist or `limit` passes, timing from `since`.
+    pub async fn wait_for(
+        &self,
+        sale: &str,
+        expected: u64,
+        since: Instant,
+        limit: Duration,
+    ) -> anyhow::Result<Drained> {
+        loop {
+            let rows = self.count(sale).await?;
+            if rows >= expected || since.elapsed() > limit {
+                return Ok(Drained {
+                    rows,
+                    after: since.elapsed(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}

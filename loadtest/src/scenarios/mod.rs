@@ -1,0 +1,4 @@
+pub mod burst;
+pub mod dedup;
+pub mod soldout;
+pub mod sustained;

@@ -1,0 +1,153 @@
+//! The seed's mix (70% status reads, 30% purchases) at a constant arrival
+//! rate. Open model: request i is due at start + i/rate whether or not
+//! earlier ones were answered, and its latency is counted from when it was
+//! due, not from when it was sent, so a stall is charged to every request
+//! that queued behind it (corrected for coordinated omission). The service
+//! time (from the actual send) is reported beside it.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::{
+    report::Report,
+    shop::Shop,
+    stats::{Latencies, Statuses},
+    Options,
+};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Status,
+    Purchase,
+}
+
+struct Done {
+    kind: Kind,
+    status: u16,
+    latency: Duration,
+    service: Duration,
+}
+
+/// Every tenth request in `purchase_tenths` positions of ten is a purchase.
+fn kind_of(i: u64, purchase_tenths: u64) -> Kind {
+    if i % 10 < purchase_tenths {
+        Kind::Purchase
+    } else {
+        Kind::Status
+    }
+}
+
+pub async fn run(shop: &Shop, options: &Options) -> anyhow::Result<Report> {
+    let mut report = Report::new("sustained");
+    let rate = options.rate.unwrap_or(500);
+    let seconds = options.duration_secs.unwrap_or(60);
+    let purchase_tenths = 3;
+    let total = rate * seconds;
+    let run = report.started_at.timestamp_millis();
+    report.say(format!(
+        "  {rate} requests/s for {seconds} s ({total} requests: 70% GET /api/sale/status, 30% POST /api/purchases)"
+    ));
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = tokio::time::Instant::now();
+    let mut late = Duration::ZERO;
+    for i in 0..total {
+        let due = started + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        late = late.max(due.elapsed());
+        let (shop, tx) = (shop.clone(), tx.clone());
+        let due = due.into_std();
+        tokio::spawn(async move {
+            let kind = kind_of(i, purchase_tenths);
+            let answer = match kind {
+                Kind::Purchase => shop.purchase(&format!("steady-{run}-{i}"), false).await,
+                Kind::Status => shop.status().await,
+            };
+            let _ = tx.send(Done {
+                kind,
+                status: answer.status,
+                latency: due.elapsed(),
+                service: answer.took,
+            });
+        });
+    }
+    let sent_in = started.elapsed();
+    drop(tx);
+
+    let (mut all, mut service) = (Latencies::default(), Latencies::default());
+    let (mut status_latency, mut purchase_latency) = (Latencies::default(), Latencies::default());
+    let (mut status_answers, mut purchase_answers) = (Statuses::default(), Statuses::default());
+    while let Some(done) = rx.recv().await {
+        all.record(done.latency);
+        service.record(done.service);
+        match done.kind {
+            Kind::Status => {
+                status_latency.record(done.latency);
+                status_answers.add(done.status);
+            }
+            Kind::Purchase => {
+                purchase_latency.record(done.latency);
+                purchase_answers.add(done.status);
+            }
+        }
+    }
+    let finished = started.elapsed();
+    let purchases = purchase_answers.total();
+    let errors = (status_answers.total() - status_answers.get(200))
+        + (purchases - purchase_answers.get(201));
+    let error_rate = errors as f64 / total.max(1) as f64;
+    let achieved = total as f64 / sent_in.as_secs_f64().max(1e-9);
+
+    report.say(format!(
+        "  sent at {achieved:.1} req/s (the generator fell behind its schedule by at most {:.2} ms); all answered after {:.1} s",
+        late.as_secs_f64() * 1000.0,
+        finished.as_secs_f64()
+    ));
+    report.say(format!("  latency (from due time): {}", all.line()));
+    report.say(format!("  service time (from send): {}", service.line()));
+    report.say(format!(
+        "  status reads: {} | {}",
+        status_answers.line(),
+        status_latency.line()
+    ));
+    report.say(format!(
+        "  purchases:    {} | {}",
+        purchase_answers.line(),
+        purchase_latency.line()
+    ));
+    report.say(format!(
+        "  error rate: {:.4}% ({errors} of {total})",
+        error_rate * 100.0
+    ));
+    report.check("errors (status not 200, purchase not 201)", 0, errors);
+    report.check("answers", total, all.count());
+
+    report.figure("rate", rate);
+    report.figure("seconds", seconds);
+    report.figure("requests", total);
+    report.figure("achievedRate", achieved);
+    report.figure("scheduleLagMaxMs", late.as_secs_f64() * 1000.0);
+    report.figure("latency", all.summary());
+    report.figure("serviceTime", service.summary());
+    report.figure("statusLatency", status_latency.summary());
+    report.figure("purchaseLatency", purchase_latency.summary());
+    report.figure("statusAnswers", status_answers.to_json());
+    report.figure("purchaseAnswers", purchase_answers.to_json());
+    report.figure("errorRate", error_rate);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_in_ten_requests_are_purchases() {
+        let purchases = (0..1000)
+            .filter(|i| kind_of(*i, 3) == Kind::Purchase)
+            .count();
+        assert_eq!(purchases, 300);
+    }
+}

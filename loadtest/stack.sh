@@ -1,0 +1,88 @@
+# Sourced by the load-test and benchmark scripts: Redis + PostgreSQL as
+# `make run` finds or starts them, then api and worker processes of the
+# release build with the settings a scenario needs.
+#
+#   stack_services                      Redis + PostgreSQL up; exports their addresses
+#   stack_api NAME PORT [VAR=VALUE...]  an api on PORT selling a fresh sale NAME-<time>;
+#                                       sets STACK_SALE (its id) and STACK_API_PID
+#   stack_worker [VAR=VALUE...]         an order worker
+#   stack_stop_worker                   stops the worker(s)
+#   stack_stop                          stops every process started here
+#
+# Every sale is new (its own id, its own keys and rows), so a run never
+# touches `make run`'s demo sale or another run's. IP limits are off: the
+# load comes from one address.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+RUN_ID="$(date -u +%Y%m%d-%H%M%S)"
+LOGS="$ROOT/loadtest/results/logs"
+STACK_PIDS=()
+WORKER_PIDS=()
+
+stack_say() { printf '[stack] %s\n' "$*" >&2; }
+
+stack_services() {
+  (cd "$ROOT" && deploy/local/services.sh up)
+  set -a
+  # shellcheck disable=SC1091
+  . "$ROOT/.run/services.env"
+  set +a
+  for bin in api order-worker loadtest; do
+    [ -x "$BIN/$bin" ] || { stack_say "missing $BIN/$bin: run 'make build-loadtest'"; return 1; }
+  done
+  mkdir -p "$LOGS"
+}
+
+# Common settings: quiet logs (one line per request would be the benchmark),
+# no IP limit, a sale open for an hour.
+stack_env() {
+  echo "RUST_LOG=${LOADTEST_RUST_LOG:-warn}"
+  echo "LOG_FORMAT=json"
+  echo "IP_RATE_LIMIT_PER_SECOND=0"
+  echo "IP_RATE_LIMIT_PER_10_SECONDS=0"
+  echo "SALE_START_TIME=$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ)"
+  echo "SALE_END_TIME=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)"
+  echo "METRICS_PORT=0"
+}
+
+stack_api() {
+  local name=$1 port=$2
+  shift 2
+  local sale="load-$name-$RUN_ID"
+  # The queue is per run too: a backlog left by one run never slows another.
+  env $(stack_env) "ORDER_QUEUE=loadtest:$RUN_ID:orders" "SALE_ID=$sale" "PORT=$port" "$@" \
+    "$BIN/api" >>"$LOGS/api-$name-$RUN_ID.log" 2>&1 &
+  STACK_API_PID=$!
+  STACK_PIDS+=($!)
+  STACK_SALE=$sale
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$port/api/health" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  stack_say "api $name did not become healthy on :$port (log: $LOGS/api-$name-$RUN_ID.log)"
+  return 1
+}
+
+stack_worker() {
+  env $(stack_env) "ORDER_QUEUE=loadtest:$RUN_ID:orders" "WORKER_NAME=loadtest-$RUN_ID-${#WORKER_PIDS[@]}" \
+    "RECONCILE_SALES=load-*-$RUN_ID" "$@" \
+    "$BIN/order-worker" >>"$LOGS/worker-$RUN_ID.log" 2>&1 &
+  WORKER_PIDS+=($!)
+  STACK_PIDS+=($!)
+}
+
+stack_stop_worker() {
+  [ "${#WORKER_PIDS[@]}" -gt 0 ] || return 0
+  kill -TERM "${WORKER_PIDS[@]}" 2>/dev/null || true
+  wait "${WORKER_PIDS[@]}" 2>/dev/null || true
+  WORKER_PIDS=()
+}
+
+stack_stop() {
+  [ "${#STACK_PIDS[@]}" -gt 0 ] || return 0
+  kill -TERM "${STACK_PIDS[@]}" 2>/dev/null || true
+  wait "${STACK_PIDS[@]}" 2>/dev/null || true
+  STACK_PIDS=()
+  WORKER_PIDS=()
+}
