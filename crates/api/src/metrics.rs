@@ -6,7 +6,9 @@
 //! - `stock_remaining{sale}`: last stock the api saw
 //! - `http_request_duration_seconds{method,route,status}`: histogram
 //! - `redis_command_duration_seconds{command}`, `redis_errors_total{command}`
-//! - `order_jobs_pushed_total`, `order_job_push_failures_total`
+//! - `order_jobs_pushed_total`, `order_job_push_failures_total`: orders queued
+//!   (or not); `order_batches_pushed_total`: jobs carrying them (orders per
+//!   job = the first over this)
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -61,6 +63,11 @@ pub fn job_pushed(ok: bool) {
     } else {
         metrics::counter!("flash_sale_order_job_push_failures_total").increment(1);
     }
+}
+
+/// One job pushed (carrying one or more orders).
+pub fn batch_pushed() {
+    metrics::counter!("flash_sale_order_batches_pushed_total").increment(1);
 }
 
 pub fn request(method: &str, route: &str, status: u16, took: Duration) {

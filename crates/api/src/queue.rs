@@ -1,28 +1,67 @@
-//! Pushing `PersistOrder` jobs onto the apalis queue.
+//! Pushing orders onto the apalis queue, group-committed.
+//!
+//! Purchase handlers hand their order to one pusher task and wait for its
+//! push. The pusher takes every order waiting (up to [`MAX_ORDERS_PER_JOB`])
+//! and pushes them as one [`PersistOrders`] job. A quiet shop pushes one
+//! order per job with no added wait; in a rush, the orders confirmed while
+//! one push is in flight ride the next one, so Redis sees one push per
+//! batch instead of one per purchase.
 
 use apalis_core::{backend::TaskSink, task::builder::TaskBuilder};
-use domain::{queue::OrderStorage, PersistOrder};
+use domain::{queue::OrderStorage, PersistOrder, PersistOrders};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most orders one job carries.
+pub const MAX_ORDERS_PER_JOB: usize = 500;
+/// Orders that may wait for the pusher before handlers wait to hand theirs over.
+const WAITING: usize = 8 * MAX_ORDERS_PER_JOB;
+
+type Reply = oneshot::Sender<Result<(), PushError>>;
 
 #[derive(Clone)]
 pub struct OrderQueue {
-    storage: OrderStorage,
+    tx: mpsc::Sender<(PersistOrder, Reply)>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("pushing the order job failed: {0}")]
 pub struct PushError(String);
 
 impl OrderQueue {
-    pub fn new(storage: OrderStorage) -> Self {
-        Self { storage }
+    /// Starts the pusher on the current runtime; it ends when every
+    /// `OrderQueue` clone is dropped and the waiting orders are pushed.
+    pub fn spawn(storage: OrderStorage) -> Self {
+        let (tx, rx) = mpsc::channel(WAITING);
+        tokio::spawn(run(storage, rx));
+        Self { tx }
     }
 
-    /// Pushes one job. Bounded by the Redis response timeout.
-    pub async fn push(&self, job: PersistOrder) -> Result<(), PushError> {
-        let mut storage = self.storage.clone();
-        storage
-            .push_task(TaskBuilder::new(job).build())
+    /// Queues one order; returns when the job carrying it is in Redis (or
+    /// its push failed). Bounded by the Redis response timeout.
+    pub async fn push(&self, order: PersistOrder) -> Result<(), PushError> {
+        let (reply, pushed) = oneshot::channel();
+        self.tx
+            .send((order, reply))
             .await
-            .map_err(|e| PushError(e.to_string()))
+            .map_err(|_| PushError("the pusher stopped".into()))?;
+        pushed
+            .await
+            .map_err(|_| PushError("the pusher dropped the order".into()))?
+    }
+}
+
+async fn run(mut storage: OrderStorage, mut rx: mpsc::Receiver<(PersistOrder, Reply)>) {
+    let mut waiting = Vec::with_capacity(MAX_ORDERS_PER_JOB);
+    while rx.recv_many(&mut waiting, MAX_ORDERS_PER_JOB).await > 0 {
+        let (orders, replies): (Vec<PersistOrder>, Vec<Reply>) = waiting.drain(..).unzip();
+        crate::metrics::batch_pushed();
+        let pushed = storage
+            .push_task(TaskBuilder::new(PersistOrders { orders }).build())
+            .await
+            .map(|_| ())
+            .map_err(|e| PushError(e.to_string()));
+        for reply in replies {
+            let _ = reply.send(pushed.clone());
+        }
     }
 }

@@ -87,7 +87,7 @@ impl Application {
         let state = web::Data::new(AppState {
             sale,
             inventory,
-            queue: OrderQueue::new(domain::queue::storage(queue_conn, &settings.queue)),
+            queue: OrderQueue::spawn(domain::queue::storage(queue_conn, &settings.queue)),
             db,
             attempt_limit: AttemptLimit {
                 max_attempts: settings.limits.user_max_attempts,

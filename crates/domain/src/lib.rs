@@ -20,7 +20,7 @@ pub mod time;
 pub mod window;
 
 pub use ids::{OrderId, SaleId, SaleIdError, UserId, UserIdError};
-pub use job::PersistOrder;
+pub use job::{PersistOrder, PersistOrders};
 pub use keys::SaleKeys;
 pub use ledger::LedgerEntry;
 pub use scripts::{ArmOutcome, PurchaseOutcome, Reading, ScriptReplyError};

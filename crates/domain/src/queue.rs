@@ -5,10 +5,10 @@ use std::time::Duration;
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use redis::{aio::ConnectionManagerConfig, Client, RedisError};
 
-use crate::{config::RedisConfig, PersistOrder};
+use crate::{config::RedisConfig, PersistOrders};
 
 /// The order queue's storage.
-pub type OrderStorage = RedisStorage<PersistOrder, ConnectionManager>;
+pub type OrderStorage = RedisStorage<PersistOrders, ConnectionManager>;
 
 /// A reconnecting connection for apalis with bounded connect and response
 /// times, so a Redis outage turns into errors instead of hung calls.

@@ -37,6 +37,12 @@ impl Batcher {
         Self { tx }
     }
 
+    /// Persists a job's orders; returns once every one is committed.
+    pub async fn persist_all(&self, orders: Vec<PersistOrder>) -> Result<(), String> {
+        let results = futures::future::join_all(orders.into_iter().map(|o| self.persist(o))).await;
+        results.into_iter().collect()
+    }
+
     /// Persists one order; returns once its batch is committed.
     pub async fn persist(&self, order: PersistOrder) -> Result<(), String> {
         let (reply, done) = oneshot::channel();

@@ -2,7 +2,7 @@
 //! never duplicate an order.
 
 use apalis::prelude::Data;
-use domain::PersistOrder;
+use domain::PersistOrders;
 
 use crate::{batch::Batcher, metrics};
 
@@ -17,16 +17,14 @@ pub struct JobContext {
 #[error("persisting the order failed: {0}")]
 pub struct JobError(String);
 
-/// Persists one confirmed purchase as an order row (in a batch with the
-/// other jobs in flight).
-#[tracing::instrument(
-    name = "persist_order",
-    skip_all,
-    fields(order.id = %job.order_id, sale.id = %job.sale_id, user.id = %job.user_id)
-)]
-pub async fn persist_order(job: PersistOrder, ctx: Data<JobContext>) -> Result<(), JobError> {
+/// Persists a job's confirmed purchases as order rows (in INSERT batches
+/// shared with the other jobs in flight). The job succeeds only when every
+/// order is committed; a retry re-inserts them all, and the ones already
+/// there are skipped (ON CONFLICT DO NOTHING).
+#[tracing::instrument(name = "persist_orders", skip_all, fields(orders = job.orders.len()))]
+pub async fn persist_orders(job: PersistOrders, ctx: Data<JobContext>) -> Result<(), JobError> {
     metrics::job_attempt();
-    ctx.batcher.persist(job).await.map_err(|e| {
+    ctx.batcher.persist_all(job.orders).await.map_err(|e| {
         metrics::job_failed();
         tracing::warn!(error = %e, "persisting order failed; will retry");
         JobError(e)

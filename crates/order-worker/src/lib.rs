@@ -1,4 +1,4 @@
-//! The order worker: consumes `PersistOrder` jobs and writes order rows.
+//! The order worker: consumes `PersistOrders` jobs and writes order rows.
 //!
 //! `main.rs` only reads settings and calls [`run`] or [`migrate`]; tests call
 //! [`spawn`] to run the real worker in-process.
@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use settings::WorkerSettings;
 
 use crate::{
-    jobs::{persist_order, JobContext},
+    jobs::{persist_orders, JobContext},
     promote::Promoter,
     reconcile::Reconciler,
 };
@@ -209,7 +209,7 @@ async fn run_once(
         .data(context)
         .concurrency(settings.concurrency)
         .retry(RetryPolicy::retries(settings.max_retries).with_backoff(backoff))
-        .build(persist_order);
+        .build(persist_orders);
     tracing::info!(%name, queue = %settings.queue, concurrency = settings.concurrency, "worker started");
     worker
         .run_until(async move {

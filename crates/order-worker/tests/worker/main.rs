@@ -6,7 +6,7 @@ use apalis_core::{backend::TaskSink, task::builder::TaskBuilder};
 use chrono::Utc;
 use diesel::{sql_query, sql_types::BigInt, QueryableByName};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use domain::{config::Env, OrderId, PersistOrder, SaleId, UserId};
+use domain::{config::Env, OrderId, PersistOrder, PersistOrders, SaleId, UserId};
 use order_worker::{db, WorkerSettings};
 
 fn admin_database_url() -> String {
@@ -51,6 +51,13 @@ fn job(user: &str) -> PersistOrder {
         sale_id: SaleId::parse("worker-test").expect("valid"),
         user_id: UserId::parse(user).expect("valid"),
         purchased_at: Utc::now(),
+    }
+}
+
+/// A job carrying one order.
+fn single(order: PersistOrder) -> PersistOrders {
+    PersistOrders {
+        orders: vec![order],
     }
 }
 
@@ -177,12 +184,17 @@ async fn a_job_delivered_twice_through_the_queue_inserts_once() {
     let order = job("delivered-twice");
     for _ in 0..2 {
         storage
-            .push_task(TaskBuilder::new(order.clone()).build())
+            .push_task(TaskBuilder::new(single(order.clone())).build())
             .await
             .expect("push");
     }
     storage
-        .push_task(TaskBuilder::new(job("someone-else")).build())
+        .push_task(
+            TaskBuilder::new(PersistOrders {
+                orders: vec![order.clone(), job("someone-else")],
+            })
+            .build(),
+        )
         .await
         .expect("push");
 
@@ -251,7 +263,9 @@ async fn promoting_a_backlog_past_luas_unpack_limit_moves_every_job() {
     let conn = domain::queue::connection(&settings.redis).expect("queue connection");
     let mut storage = domain::queue::storage(conn.clone(), &queue);
     for chunk in 0..9 {
-        let jobs = (0..1000).map(|i| job(&format!("u{chunk}-{i}"))).collect();
+        let jobs = (0..1000)
+            .map(|i| single(job(&format!("u{chunk}-{i}"))))
+            .collect();
         storage.push_bulk(jobs).await.expect("push");
     }
     let config = apalis_redis::Config::default().queue(&queue);
@@ -284,7 +298,7 @@ async fn twenty_thousand_jobs_pushed_while_no_worker_runs_all_drain_once_one_sta
     let mut storage = domain::queue::storage(conn, &queue);
     for chunk in 0..20 {
         let jobs = (0..1000)
-            .map(|i| job(&format!("backlog-{chunk}-{i}")))
+            .map(|i| single(job(&format!("backlog-{chunk}-{i}"))))
             .collect();
         storage.push_bulk(jobs).await.expect("push");
     }
@@ -310,7 +324,11 @@ async fn the_worker_serves_metrics_of_what_it_persisted() {
     let conn = domain::queue::connection(&settings.redis).expect("queue connection");
     let mut storage = domain::queue::storage(conn, &queue);
     storage
-        .push_bulk((0..7).map(|i| job(&format!("metered-{i}"))).collect())
+        .push_bulk(
+            (0..7)
+                .map(|i| single(job(&format!("metered-{i}"))))
+                .collect(),
+        )
         .await
         .expect("push");
 
@@ -353,4 +371,25 @@ async fn the_worker_serves_metrics_of_what_it_persisted() {
         value("flash_sale_db_query_duration_seconds_count{query=\"insert_batch\"}")
             .is_some_and(|n| n >= 1.0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_job_carrying_a_thousand_orders_persists_each_once() {
+    let url = create_database().await;
+    let queue = unique_queue();
+    let settings = settings(&url, &queue);
+    let conn = domain::queue::connection(&settings.redis).expect("queue connection");
+    let mut storage = domain::queue::storage(conn, &queue);
+    let orders: Vec<PersistOrder> = (0..1000).map(|i| job(&format!("batched-{i}"))).collect();
+    storage
+        .push_task(TaskBuilder::new(PersistOrders { orders }).build())
+        .await
+        .expect("push");
+
+    let worker = order_worker::spawn(settings);
+    let sql = "SELECT count(*) AS n FROM orders";
+    let persisted = wait_for_count(&url, sql, 1000, Duration::from_secs(30)).await;
+    worker.stop().await.expect("worker stops cleanly");
+
+    assert_eq!(persisted, 1000);
 }

@@ -132,7 +132,7 @@ pub async fn create(
     }
 }
 
-/// Pushes the persist job. The purchase is already confirmed in the Redis
+/// Queues the order (in a job with the other orders of the moment). The purchase is already confirmed in the Redis
 /// ledger, so a failed push does not fail the purchase: the worker's
 /// reconciler persists ledger entries that never reached PostgreSQL.
 async fn queue_order(
@@ -141,13 +141,13 @@ async fn queue_order(
     user_id: UserId,
     purchased_at: chrono::DateTime<chrono::Utc>,
 ) {
-    let job = PersistOrder {
+    let order = PersistOrder {
         order_id,
         sale_id: state.sale.id.clone(),
         user_id,
         purchased_at,
     };
-    let pushed = state.queue.push(job).await;
+    let pushed = state.queue.push(order).await;
     metrics::job_pushed(pushed.is_ok());
     if let Err(error) = pushed {
         tracing::error!(%error, "order job not queued; the reconciler will persist it");
