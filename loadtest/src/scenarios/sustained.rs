@@ -5,7 +5,7 @@
 //! that queued behind it (corrected for coordinated omission). The service
 //! time (from the actual send) is reported beside it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -50,31 +50,41 @@ pub async fn run(shop: &Shop, options: &Options) -> anyhow::Result<Report> {
     ));
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let started = tokio::time::Instant::now();
-    let mut late = Duration::ZERO;
-    for i in 0..total {
-        let due = started + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(due).await;
-        late = late.max(due.elapsed());
-        let (shop, tx) = (shop.clone(), tx.clone());
-        let due = due.into_std();
-        tokio::spawn(async move {
-            let kind = kind_of(i, purchase_tenths);
-            let answer = match kind {
-                Kind::Purchase => shop.purchase(&format!("steady-{run}-{i}"), false).await,
-                Kind::Status => shop.status().await,
-            };
-            let _ = tx.send(Done {
-                kind,
-                status: answer.status,
-                latency: due.elapsed(),
-                service: answer.took,
+    // The schedule runs on its own thread with std's sleep (tens of µs
+    // late at most): tokio's timer wheel has 1 ms ticks, which would add
+    // up to a millisecond of the generator's own lateness to every sample.
+    let runtime = tokio::runtime::Handle::current();
+    let schedule_shop = shop.clone();
+    let schedule = std::thread::spawn(move || {
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let started = Instant::now();
+        let mut late = Duration::ZERO;
+        for i in 0..total {
+            let due = started + interval.mul_f64(i as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            late = late.max(due.elapsed());
+            let (shop, tx) = (schedule_shop.clone(), tx.clone());
+            runtime.spawn(async move {
+                let kind = kind_of(i, purchase_tenths);
+                let answer = match kind {
+                    Kind::Purchase => shop.purchase(&format!("steady-{run}-{i}"), false).await,
+                    Kind::Status => shop.status().await,
+                };
+                let _ = tx.send(Done {
+                    kind,
+                    status: answer.status,
+                    latency: due.elapsed(),
+                    service: answer.took,
+                });
             });
-        });
-    }
-    let sent_in = started.elapsed();
-    drop(tx);
+        }
+        (started.elapsed(), late, started)
+    });
+    let (sent_in, late, started) = tokio::task::spawn_blocking(move || schedule.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the schedule thread panicked"))?;
 
     let (mut all, mut service) = (Latencies::default(), Latencies::default());
     let (mut status_latency, mut purchase_latency) = (Latencies::default(), Latencies::default());
