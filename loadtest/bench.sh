@@ -11,7 +11,8 @@
 #   sold out    POST /api/purchases on a sold-out sale
 #   persisted   the purchase rounds' orders drained by one worker started after them
 #
-# Also: Redis CPU per purchase (INFO commandstats, INFO cpu), api RSS.
+# Also: the api's CPU time per request (/proc), Redis CPU per purchase
+# (INFO commandstats, INFO cpu), api RSS.
 # Results: a table here and loadtest/results/bench-<time>.json.
 set -euo pipefail
 # shellcheck source=loadtest/stack.sh
@@ -31,10 +32,19 @@ trap stack_stop EXIT
 rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"; }
 OUT=$(mktemp -d)
 
-# wrk NAME URL [script]: keeps wrk's output in $OUT/NAME.
+# CPU time (user + system, in clock ticks) a process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# wrk NAME URL PID [script]: keeps wrk's output in $OUT/NAME and the CPU
+# the api process PID spent on it in $OUT/NAME.ticks.
 measure() {
-  local name=$1 url=$2 script=${3:-}
+  local name=$1 url=$2 pid=$3 script=${4:-} before
+  before=$(ticks "$pid")
   wrk -t2 -c"$BENCH_CONNECTIONS" -d"${BENCH_SECONDS}s" --latency ${script:+-s "$script"} "$url" >"$OUT/$name"
+  echo $(($(ticks "$pid") - before)) >"$OUT/$name.ticks"
+}
+# The api's CPU time per request of NAME, in µs.
+cpu_us() {
+  awk -v t="$(cat "$OUT/$1.ticks")" -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.1f", t * 1e6 / hz / $1}' "$OUT/$1"
 }
 rps() { awk '/^Requests\/sec/ {print $2}' "$OUT/$1"; }
 # wrk's latency percentile P of NAME, in ms.
@@ -53,6 +63,7 @@ stack_api bench "$BENCH_PORT" STOCK_QUANTITY=100000000 USER_MAX_ATTEMPTS=0
 sale=$STACK_SALE api_pid=$STACK_API_PID
 base="http://127.0.0.1:$BENCH_PORT"
 stack_api soldout "$SOLD_PORT" STOCK_QUANTITY=1 USER_MAX_ATTEMPTS=0
+sold_pid=$STACK_API_PID
 curl -fs -X POST "http://127.0.0.1:$SOLD_PORT/api/purchases" -H 'Content-Type: application/json' \
   -d '{"userId":"bench-first"}' >/dev/null
 
@@ -67,11 +78,11 @@ LUA
 
 redis_us=0 redis_cpu_s=0
 for round in $(seq "$BENCH_ROUNDS"); do
-  measure "plaintext-$round" "$base/" >/dev/null
-  measure "status-$round" "$base/api/sale/status" >/dev/null
-  measure "soldout-$round" "http://127.0.0.1:$SOLD_PORT/api/purchases" "$OUT/late.lua" >/dev/null
+  measure "plaintext-$round" "$base/" "$api_pid"
+  measure "status-$round" "$base/api/sale/status" "$api_pid"
+  measure "soldout-$round" "http://127.0.0.1:$SOLD_PORT/api/purchases" "$sold_pid" "$OUT/late.lua"
   usec0=$(redis_usec); cpu0=$(redis_cpu)
-  measure "purchase-$round" "$base/api/purchases" loadtest/purchase.lua >/dev/null
+  measure "purchase-$round" "$base/api/purchases" "$api_pid" loadtest/purchase.lua
   usec1=$(redis_usec); cpu1=$(redis_cpu)
   redis_us=$((redis_us + usec1 - usec0))
   redis_cpu_s=$(awk -v t="$redis_cpu_s" -v a="$cpu0" -v b="$cpu1" 'BEGIN {print t + b - a}')
@@ -105,17 +116,18 @@ stack_stop_worker
 median_round() {
   for round in $(seq "$BENCH_ROUNDS"); do echo "$(rps "$1-$round") $round"; done | sort -g | awk '{r[NR]=$2} END {print r[int((NR+1)/2)]}'
 }
-declare -A RPS P50 P99
+declare -A RPS P50 P99 CPU
 for name in plaintext status purchase soldout; do
   m=$(median_round "$name")
   RPS[$name]=$(rps "$name-$m"); P50[$name]=$(pct "$name-$m" 50); P99[$name]=$(pct "$name-$m" 99)
+  CPU[$name]=$(cpu_us "$name-$m")
 done
 plain=${RPS[plaintext]} status=${RPS[status]} purchase=${RPS[purchase]} soldout=${RPS[soldout]}
 
 ratio() { awk -v a="$1" -v b="$plain" 'BEGIN {printf "%.2f", a/b}'; }
-printf '\n%-12s %12s %9s %9s %9s\n' "endpoint" "req/s" "ratio" "p50 ms" "p99 ms"
+printf '\n%-12s %12s %9s %9s %9s %14s\n' "endpoint" "req/s" "ratio" "p50 ms" "p99 ms" "api CPU us/req"
 for name in plaintext status purchase soldout; do
-  printf '%-12s %12.0f %8sx %9s %9s\n' "$name" "${RPS[$name]}" "$(ratio "${RPS[$name]}")" "${P50[$name]}" "${P99[$name]}"
+  printf '%-12s %12.0f %8sx %9s %9s %14s\n' "$name" "${RPS[$name]}" "$(ratio "${RPS[$name]}")" "${P50[$name]}" "${P99[$name]}" "${CPU[$name]}"
 done
 cat <<EOF2
 
@@ -143,6 +155,7 @@ cat >"$json" <<EOF2
     "purchase": {"p50": ${P50[purchase]}, "p99": ${P99[purchase]}},
     "soldOut": {"p50": ${P50[soldout]}, "p99": ${P99[soldout]}}
   },
+  "apiCpuMicrosPerRequest": {"plaintext": ${CPU[plaintext]}, "status": ${CPU[status]}, "purchase": ${CPU[purchase]}, "soldOut": ${CPU[soldout]}},
   "purchasesConfirmed": $bought,
   "ordersPersistedPerSecond": $persisted,
   "redisMicrosPerPurchase": {"commands": $redis_us_cmd, "cpu": $redis_us_cpu},

@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(statuses.failures(), 2);
         assert_eq!(
             statuses.line(),
-            "1 x no answer, 1 x 201, 1 x 410, 1 x 429, 1 x 503"
+            "1 x no answer, 1 x 201, 2 x 410, 1 x 429, 1 x 503"
         );
     }
 

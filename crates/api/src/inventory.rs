@@ -37,6 +37,7 @@ pub struct AttemptLimit {
 
 #[derive(Clone)]
 pub struct Inventory {
+    redis: RedisConfig,
     pool: Pool,
     keys: SaleKeys,
     purchase: Script,
@@ -56,6 +57,7 @@ impl Inventory {
         let pool = domain::inventory_redis::builder(redis)?.build_pool(pool_size)?;
         pool.init().await?;
         let inventory = Self {
+            redis: redis.clone(),
             pool,
             keys,
             purchase: Script::from_lua(PURCHASE_LUA),
@@ -66,6 +68,28 @@ impl Inventory {
         inventory.arm.load(inventory.pool.next()).await?;
         inventory.reading.load(inventory.pool.next()).await?;
         Ok(inventory)
+    }
+
+    /// The same inventory over one connection of its own, driven by the
+    /// calling thread's runtime (an actix worker's): its calls then never
+    /// hop to the threads that drive the shared pool and back. Connects in
+    /// the background; calls made meanwhile wait for the connection (within
+    /// the command timeout on one server; on a cluster they fail until it
+    /// knows the slots, hence [`Self::is_connected`]). The scripts are on
+    /// the server already.
+    pub fn on_this_thread(&self) -> Result<Self, FredError> {
+        let pool = domain::inventory_redis::builder(&self.redis)?.build_pool(1)?;
+        drop(pool.connect_pool());
+        Ok(Self {
+            pool,
+            ..self.clone()
+        })
+    }
+
+    /// Whether its connection is up (a thread's own connection is not, for
+    /// a moment after start and while it reconnects).
+    pub fn is_connected(&self) -> bool {
+        self.pool.next().is_connected()
     }
 
     /// Writes the sale unless it is armed already (NX semantics).

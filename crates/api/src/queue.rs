@@ -8,7 +8,7 @@
 //! batch instead of one per purchase.
 
 use apalis_core::{backend::TaskSink, task::builder::TaskBuilder};
-use domain::{queue::OrderStorage, PersistOrder, PersistOrders};
+use domain::{config::RedisConfig, queue::OrderStorage, PersistOrder, PersistOrders};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most orders one job carries.
@@ -21,6 +21,8 @@ type Reply = oneshot::Sender<Result<(), PushError>>;
 #[derive(Clone)]
 pub struct OrderQueue {
     tx: mpsc::Sender<(PersistOrder, Reply)>,
+    redis: RedisConfig,
+    queue: String,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -28,12 +30,24 @@ pub struct OrderQueue {
 pub struct PushError(String);
 
 impl OrderQueue {
-    /// Starts the pusher on the current runtime; it ends when every
-    /// `OrderQueue` clone is dropped and the waiting orders are pushed.
-    pub fn spawn(storage: OrderStorage) -> Self {
+    /// Starts a pusher to `queue` on the current runtime, over a connection
+    /// of its own (made on first use); it ends when every clone of this
+    /// `OrderQueue` is dropped and the waiting orders are pushed.
+    pub fn spawn(redis: &RedisConfig, queue: &str) -> Result<Self, redis::RedisError> {
+        let storage: OrderStorage =
+            domain::queue::storage(domain::queue::connection(redis)?, queue);
         let (tx, rx) = mpsc::channel(WAITING);
         tokio::spawn(run(storage, rx));
-        Self { tx }
+        Ok(Self {
+            tx,
+            redis: redis.clone(),
+            queue: queue.to_owned(),
+        })
+    }
+
+    /// Another pusher to the same queue, on the calling thread's runtime.
+    pub fn on_this_thread(&self) -> Result<Self, redis::RedisError> {
+        Self::spawn(&self.redis, &self.queue)
     }
 
     /// Queues one order; returns when the job carrying it is in Redis (or

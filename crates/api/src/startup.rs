@@ -79,7 +79,7 @@ impl Application {
         let sale = arming::ensure_armed(&inventory, &db, &wanted)
             .await
             .context("arming the sale")?;
-        let queue_conn = domain::queue::connection(&settings.queue_redis)
+        let queue = OrderQueue::spawn(&settings.queue_redis, &settings.queue)
             .context("creating the queue connection")?;
         let shutdown = CancellationToken::new();
         let feed = SaleFeed::default();
@@ -87,7 +87,7 @@ impl Application {
         let state = web::Data::new(AppState {
             sale,
             inventory,
-            queue: OrderQueue::spawn(domain::queue::storage(queue_conn, &settings.queue)),
+            queue,
             db,
             attempt_limit: AttemptLimit {
                 max_attempts: settings.limits.user_max_attempts,
@@ -172,6 +172,7 @@ fn server(
             .into_utoipa_app()
             .openapi(ApiDoc::openapi())
             .app_data(state.clone())
+            .app_data(web::Data::new(state.on_this_thread()))
             .app_data(json_config())
             .configure(routes::configure(limits.clone()))
             .split_for_parts();

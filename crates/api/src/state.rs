@@ -20,6 +20,27 @@ pub type PgPool = bb8::Pool<AsyncPgConnection>;
 /// Re-arming is tried at most this often per replica while Redis lacks the sale.
 const REARM_INTERVAL: Duration = Duration::from_millis(500);
 
+/// The Redis paths of one actix worker thread: a connection and an order
+/// pusher of its own, driven by the thread's own runtime, so the purchase
+/// and status handlers reach Redis without handing every call to the
+/// threads that drive the shared pool and waiting to be woken back.
+pub struct ThreadPaths {
+    own: Inventory,
+    shared: Inventory,
+    pub queue: OrderQueue,
+}
+
+impl ThreadPaths {
+    /// The thread's own connection when it is up, else the shared pool.
+    pub fn inventory(&self) -> &Inventory {
+        if self.own.is_connected() {
+            &self.own
+        } else {
+            &self.shared
+        }
+    }
+}
+
 pub struct AppState {
     pub sale: Sale,
     pub inventory: Inventory,
@@ -37,6 +58,24 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// This thread's own paths; the shared ones if they cannot be made
+    /// (they work the same, only with the hop between threads).
+    pub fn on_this_thread(&self) -> ThreadPaths {
+        let own = self.inventory.on_this_thread().unwrap_or_else(|error| {
+            tracing::warn!(%error, "no Redis connection of this thread; using the shared pool");
+            self.inventory.clone()
+        });
+        let queue = self.queue.on_this_thread().unwrap_or_else(|error| {
+            tracing::warn!(%error, "no order pusher of this thread; using the shared one");
+            self.queue.clone()
+        });
+        ThreadPaths {
+            own,
+            shared: self.inventory.clone(),
+            queue,
+        }
+    }
+
     /// Re-arms the sale in the background after Redis lost it (restarted
     /// without its data, flushed): stock and ledger come back from
     /// PostgreSQL. One attempt at a time, at most every 500 ms; the request

@@ -1,6 +1,6 @@
 use crate::{
     error::{ApiError, ErrorBody},
-    state::AppState,
+    state::{AppState, ThreadPaths},
     status::SaleStatus,
 };
 use actix_web::{get, web, HttpResponse};
@@ -14,9 +14,12 @@ use actix_web::{get, web, HttpResponse};
     )
 )]
 #[get("/api/sale/status")]
-pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let reading = state
-        .inventory
+pub async fn status(
+    state: web::Data<AppState>,
+    paths: web::Data<ThreadPaths>,
+) -> Result<HttpResponse, ApiError> {
+    let reading = paths
+        .inventory()
         .reading()
         .await
         .inspect_err(|e| tracing::error!(error = ?e, "reading stock failed"))?;

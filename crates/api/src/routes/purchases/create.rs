@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use crate::{
     error::{ApiError, ErrorBody},
     metrics,
-    state::AppState,
+    state::{AppState, ThreadPaths},
     validation,
 };
 
@@ -71,6 +71,7 @@ fn outcome_label(outcome: &PurchaseOutcome) -> &'static str {
 #[tracing::instrument(name = "purchase", skip_all, fields(order.id))]
 pub async fn create(
     state: web::Data<AppState>,
+    paths: web::Data<ThreadPaths>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let sale = state.sale.id.as_str();
@@ -84,8 +85,8 @@ pub async fn create(
     // own clocks disagree still agree on whether the sale is open.
 
     let order_id = OrderId::new();
-    let outcome = state
-        .inventory
+    let outcome = paths
+        .inventory()
         .purchase(&user, order_id, state.attempt_limit, &state.sale.window)
         .await
         .inspect_err(|e| {
@@ -105,7 +106,7 @@ pub async fn create(
                 state.sold_out.seen(&state.inventory).await;
             }
             tracing::Span::current().record("order.id", tracing::field::display(order_id));
-            queue_order(&state, order_id, user, purchased_at).await;
+            queue_order(&state, &paths, order_id, user, purchased_at).await;
             Ok(HttpResponse::Created().json(PurchaseConfirmed {
                 success: true,
                 message: "Purchase confirmed!",
@@ -137,6 +138,7 @@ pub async fn create(
 /// reconciler persists ledger entries that never reached PostgreSQL.
 async fn queue_order(
     state: &AppState,
+    paths: &ThreadPaths,
     order_id: OrderId,
     user_id: UserId,
     purchased_at: chrono::DateTime<chrono::Utc>,
@@ -147,7 +149,7 @@ async fn queue_order(
         user_id,
         purchased_at,
     };
-    let pushed = state.queue.push(order).await;
+    let pushed = paths.queue.push(order).await;
     metrics::job_pushed(pushed.is_ok());
     if let Err(error) = pushed {
         tracing::error!(%error, "order job not queued; the reconciler will persist it");
