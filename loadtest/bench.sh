@@ -34,18 +34,26 @@ OUT=$(mktemp -d)
 
 # CPU time (user + system, in clock ticks) a process has used so far.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# wrk NAME URL PID [script]: keeps wrk's output in $OUT/NAME and the CPU
-# the api process PID spent on it in $OUT/NAME.ticks.
+# CPU seconds (user + system) of this shell's finished children (wrk), from
+# `times` run in this shell itself (a subshell would count only its own).
+children_cpu() { awk 'NR == 2 {for (i = 1; i <= 2; i++) {split($i, t, /[ms]/); s += t[1] * 60 + t[2]}} END {printf "%.3f", s}' "$OUT/times"; }
+# wrk NAME URL PID [script]: keeps wrk's output in $OUT/NAME, the CPU the
+# api process PID spent on it in $OUT/NAME.ticks, wrk's own in $OUT/NAME.wrk.
 measure() {
-  local name=$1 url=$2 pid=$3 script=${4:-} before
-  before=$(ticks "$pid")
+  local name=$1 url=$2 pid=$3 script=${4:-} before wrk_before
+  times >"$OUT/times"
+  before=$(ticks "$pid") wrk_before=$(children_cpu)
   wrk -t2 -c"$BENCH_CONNECTIONS" -d"${BENCH_SECONDS}s" --latency ${script:+-s "$script"} "$url" >"$OUT/$name"
   echo $(($(ticks "$pid") - before)) >"$OUT/$name.ticks"
+  times >"$OUT/times"
+  awk -v a="$wrk_before" -v b="$(children_cpu)" 'BEGIN {print b - a}' >"$OUT/$name.wrk"
 }
 # The api's CPU time per request of NAME, in µs.
 cpu_us() {
   awk -v t="$(cat "$OUT/$1.ticks")" -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.1f", t * 1e6 / hz / $1}' "$OUT/$1"
 }
+# wrk's CPU time per request of NAME, in µs.
+wrk_us() { awk -v s="$(cat "$OUT/$1.wrk")" '/requests in/ {printf "%.1f", s * 1e6 / $1}' "$OUT/$1"; }
 rps() { awk '/^Requests\/sec/ {print $2}' "$OUT/$1"; }
 # wrk's latency percentile P of NAME, in ms.
 pct() {
@@ -116,24 +124,29 @@ stack_stop_worker
 median_round() {
   for round in $(seq "$BENCH_ROUNDS"); do echo "$(rps "$1-$round") $round"; done | sort -g | awk '{r[NR]=$2} END {print r[int((NR+1)/2)]}'
 }
-declare -A RPS P50 P99 CPU
+declare -A RPS P50 P99 CPU WRK
 for name in plaintext status purchase soldout; do
   m=$(median_round "$name")
   RPS[$name]=$(rps "$name-$m"); P50[$name]=$(pct "$name-$m" 50); P99[$name]=$(pct "$name-$m" 99)
-  CPU[$name]=$(cpu_us "$name-$m")
+  CPU[$name]=$(cpu_us "$name-$m") WRK[$name]=$(wrk_us "$name-$m")
 done
 plain=${RPS[plaintext]} status=${RPS[status]} purchase=${RPS[purchase]} soldout=${RPS[soldout]}
 
 ratio() { awk -v a="$1" -v b="$plain" 'BEGIN {printf "%.2f", a/b}'; }
-printf '\n%-12s %12s %9s %9s %9s %14s\n' "endpoint" "req/s" "ratio" "p50 ms" "p99 ms" "api CPU us/req"
+printf '\n%-10s %9s %7s %7s %7s %13s %13s\n' "endpoint" "req/s" "ratio" "p50 ms" "p99 ms" "api CPU us/req" "wrk CPU us/req"
 for name in plaintext status purchase soldout; do
-  printf '%-12s %12.0f %8sx %9s %9s %14s\n' "$name" "${RPS[$name]}" "$(ratio "${RPS[$name]}")" "${P50[$name]}" "${P99[$name]}" "${CPU[$name]}"
+  printf '%-10s %9.0f %6sx %7s %7s %14s %14s\n' "$name" "${RPS[$name]}" "$(ratio "${RPS[$name]}")" "${P50[$name]}" "${P99[$name]}" "${CPU[$name]}" "${WRK[$name]}"
 done
+# Everything shares the same cores: the ratio a purchase could reach even
+# with an api that cost nothing is bounded by what Redis and wrk spend on it.
+ceiling=$(awk -v ap="${CPU[plaintext]}" -v wp="${WRK[plaintext]}" -v wq="${WRK[purchase]}" -v r="$redis_us_cpu" \
+  'BEGIN {printf "%.2f", (ap + wp) / (wq + r)}')
 cat <<EOF2
 
 purchases confirmed        $bought (non-2xx answers: ${purchase_non2xx:-0})
 orders persisted/s         $persisted ($rows rows drained by one worker from a backlog)
 Redis per purchase         ${redis_us_cmd} us in commands (INFO commandstats), ${redis_us_cpu} us CPU (INFO cpu)
+purchase ratio ceiling     ${ceiling}x with a free api: GET / costs api + wrk $(awk -v a="${CPU[plaintext]}" -v b="${WRK[plaintext]}" 'BEGIN {print a + b}') us, a purchase wrk + Redis $(awk -v a="${WRK[purchase]}" -v b="$redis_us_cpu" 'BEGIN {print a + b}') us of the same cores
 api RSS                    ${api_rss} MB after the purchase run (peak ${api_hwm} MB)
 sold-out answers not 410   ${soldout_non410}
 machine                    $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)
@@ -156,6 +169,8 @@ cat >"$json" <<EOF2
     "soldOut": {"p50": ${P50[soldout]}, "p99": ${P99[soldout]}}
   },
   "apiCpuMicrosPerRequest": {"plaintext": ${CPU[plaintext]}, "status": ${CPU[status]}, "purchase": ${CPU[purchase]}, "soldOut": ${CPU[soldout]}},
+  "wrkCpuMicrosPerRequest": {"plaintext": ${WRK[plaintext]}, "status": ${WRK[status]}, "purchase": ${WRK[purchase]}, "soldOut": ${WRK[soldout]}},
+  "purchaseRatioCeilingWithFreeApi": $ceiling,
   "purchasesConfirmed": $bought,
   "ordersPersistedPerSecond": $persisted,
   "redisMicrosPerPurchase": {"commands": $redis_us_cmd, "cpu": $redis_us_cpu},

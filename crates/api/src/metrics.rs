@@ -40,13 +40,45 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-pub fn purchase(sale: &str, outcome: &'static str) {
-    metrics::counter!("flash_sale_purchases_total", "sale" => sale.to_owned(), "outcome" => outcome)
-        .increment(1);
+/// Every outcome a purchase can have, in the order of [`SaleMetrics`]' counters.
+pub const OUTCOMES: [&str; 8] = [
+    "confirmed",
+    "duplicate",
+    "sold_out",
+    "too_many_attempts",
+    "not_armed",
+    "not_active",
+    "invalid",
+    "error",
+];
+
+/// The sale's per-purchase metrics, registered once: a purchase increments
+/// a handle instead of building labels and looking them up every time.
+pub struct SaleMetrics {
+    purchases: [metrics::Counter; OUTCOMES.len()],
+    stock: metrics::Gauge,
 }
 
-pub fn stock(sale: &str, remaining: u64) {
-    metrics::gauge!("flash_sale_stock_remaining", "sale" => sale.to_owned()).set(remaining as f64);
+impl SaleMetrics {
+    pub fn new(sale: &str) -> Self {
+        Self {
+            purchases: OUTCOMES.map(|outcome| {
+                metrics::counter!("flash_sale_purchases_total", "sale" => sale.to_owned(), "outcome" => outcome)
+            }),
+            stock: metrics::gauge!("flash_sale_stock_remaining", "sale" => sale.to_owned()),
+        }
+    }
+
+    /// One purchase with `outcome` (one of [`OUTCOMES`]).
+    pub fn purchase(&self, outcome: &'static str) {
+        if let Some(i) = OUTCOMES.iter().position(|known| *known == outcome) {
+            self.purchases[i].increment(1);
+        }
+    }
+
+    pub fn stock(&self, remaining: u64) {
+        self.stock.set(remaining as f64);
+    }
 }
 
 pub fn redis_call(command: &'static str, took: Duration, ok: bool) {

@@ -84,8 +84,10 @@ impl Application {
         let shutdown = CancellationToken::new();
         let feed = SaleFeed::default();
         feed.spawn_reader(inventory.clone(), sale.total_stock);
+        let metrics = crate::metrics::SaleMetrics::new(sale.id.as_str());
         let state = web::Data::new(AppState {
             sale,
+            metrics,
             inventory,
             queue,
             db,

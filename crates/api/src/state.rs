@@ -47,6 +47,8 @@ pub struct AppState {
     pub queue: OrderQueue,
     pub db: PgPool,
     pub attempt_limit: AttemptLimit,
+    /// The sale's purchase counters and stock gauge.
+    pub metrics: crate::metrics::SaleMetrics,
     /// Live stock for open storefronts.
     pub feed: SaleFeed,
     /// Set once this replica has seen the sale sold out.

@@ -29,7 +29,7 @@ pub async fn status(
     };
     // The phase on Redis's clock: the one the purchase script judges by.
     let status = SaleStatus::at(&state.sale, stock, reading.now);
-    crate::metrics::stock(state.sale.id.as_str(), status.stock_remaining);
+    state.metrics.stock(status.stock_remaining);
     state
         .feed
         .observe_reading(status.stock_remaining, reading.now);

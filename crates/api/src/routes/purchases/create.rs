@@ -74,10 +74,9 @@ pub async fn create(
     paths: web::Data<ThreadPaths>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let sale = state.sale.id.as_str();
     let user = validation::purchase_body(&body)
         .map_err(ApiError::Validation)
-        .inspect_err(|_| metrics::purchase(sale, "invalid"))?;
+        .inspect_err(|_| state.metrics.purchase("invalid"))?;
     if let Some(buyers) = state.sold_out.buyers() {
         return sold_out_answer(&state, buyers, &user);
     }
@@ -90,17 +89,17 @@ pub async fn create(
         .purchase(&user, order_id, state.attempt_limit, &state.sale.window)
         .await
         .inspect_err(|e| {
-            metrics::purchase(sale, "error");
+            state.metrics.purchase("error");
             tracing::error!(error = ?e, "purchase script failed");
         })?;
-    metrics::purchase(sale, outcome_label(&outcome));
+    state.metrics.purchase(outcome_label(&outcome));
     match outcome {
         PurchaseOutcome::Confirmed {
             purchased_at,
             stock_left,
         } => {
             crate::failpoint::crash_if("after-purchase-script");
-            metrics::stock(sale, stock_left);
+            state.metrics.stock(stock_left);
             state.feed.observe(stock_left);
             if stock_left == 0 {
                 state.sold_out.seen(&state.inventory).await;
@@ -115,7 +114,7 @@ pub async fn create(
         }
         PurchaseOutcome::Duplicate(entry) => Err(ApiError::AlreadyPurchased(entry)),
         PurchaseOutcome::SoldOut => {
-            metrics::stock(sale, 0);
+            state.metrics.stock(0);
             state.feed.observe(0);
             state.sold_out.seen(&state.inventory).await;
             Err(ApiError::SoldOut)
@@ -162,18 +161,17 @@ fn sold_out_answer(
     buyers: &std::collections::HashMap<String, domain::LedgerEntry>,
     user: &UserId,
 ) -> Result<HttpResponse, ApiError> {
-    let sale = state.sale.id.as_str();
     if state.feed.redis_now() > state.sale.window.ends_at {
-        metrics::purchase(sale, "not_active");
+        state.metrics.purchase("not_active");
         return Err(ApiError::SaleEnded);
     }
     match crate::soldout::SoldOut::entry(buyers, user) {
         Some(entry) => {
-            metrics::purchase(sale, "duplicate");
+            state.metrics.purchase("duplicate");
             Err(ApiError::AlreadyPurchased(entry))
         }
         None => {
-            metrics::purchase(sale, "sold_out");
+            state.metrics.purchase("sold_out");
             Err(ApiError::SoldOut)
         }
     }
