@@ -76,7 +76,7 @@ impl Report {
         let path = dir.join(format!(
             "{}-{}.json",
             self.scenario,
-            self.started_at.format("%Y%m%dT%H%M%SZ")
+            self.started_at.format("%Y%m%dT%H%M%S%.3fZ")
         ));
         let document = json!({
             "scenario": self.scenario,

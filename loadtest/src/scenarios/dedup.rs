@@ -13,9 +13,13 @@ use crate::{
 };
 
 pub async fn run(shop: &Shop, options: &Options) -> anyhow::Result<Report> {
-    let mut report = Report::new("dedup");
-    let total = options.requests.unwrap_or(100);
     let limit_on = options.user_limit;
+    let mut report = Report::new(if limit_on {
+        "dedup-limit-on"
+    } else {
+        "dedup-limit-off"
+    });
+    let total = options.requests.unwrap_or(100);
     let user = format!("dedup-{}", report.started_at.timestamp_millis());
     report.say(format!(
         "  {total} simultaneous purchases by one user ({user}), per-user limit {}",
