@@ -2,8 +2,8 @@
 //!
 //! Names and labels (all prefixed `flash_sale_`):
 //! - `orders_persisted_total{source}`: job | reconciler
-//! - `job_attempts_total`, `job_failures_total`, `jobs_total{result}`:
-//!   persisted, duplicate, conflict
+//! - `job_attempts_total`, `job_failures_total`: jobs (each carries a batch
+//!   of orders); `jobs_total{result}`: orders, persisted | duplicate | conflict
 //! - `db_query_duration_seconds{query}`: histogram
 //! - `queue_depth{state}`: scheduled | active jobs waiting in Redis
 //! - `reconciler_passes_total{result}`, `reconciler_repaired_total`
