@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod queue;
+pub mod recent;
 mod routes;
 pub mod settings;
 pub mod soldout;

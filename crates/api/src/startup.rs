@@ -98,6 +98,7 @@ impl Application {
             feed,
             shutdown: shutdown.clone(),
             sold_out: Default::default(),
+            stock_changes: Default::default(),
             rearm: Default::default(),
         });
 

@@ -28,6 +28,8 @@ pub struct ThreadPaths {
     own: Inventory,
     shared: Inventory,
     pub queue: OrderQueue,
+    /// This thread's last stock reading, answering status polls for 50 ms.
+    pub recent: crate::recent::RecentReading,
 }
 
 impl ThreadPaths {
@@ -55,6 +57,9 @@ pub struct AppState {
     pub sold_out: crate::soldout::SoldOut,
     /// Fired when the server starts a graceful stop (ends SSE streams).
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Stock changes this process made or saw; kept readings older than
+    /// the latest change are not used.
+    pub stock_changes: crate::recent::StockChanges,
     /// Last re-arm attempt; the lock makes re-arming single-flight.
     pub rearm: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
@@ -75,6 +80,7 @@ impl AppState {
             own,
             shared: self.inventory.clone(),
             queue,
+            recent: Default::default(),
         }
     }
 
@@ -97,7 +103,10 @@ impl AppState {
                 window: self.sale.window,
             };
             match arming::ensure_armed(&self.inventory, &self.db, &wanted).await {
-                Ok(_) => tracing::info!(sale.id = %self.sale.id, "sale re-armed"),
+                Ok(_) => {
+                    self.stock_changes.seen();
+                    tracing::info!(sale.id = %self.sale.id, "sale re-armed")
+                }
                 Err(error) => {
                     tracing::warn!(error = format!("{error:#}"), "re-arming failed; will retry")
                 }

@@ -3,9 +3,13 @@ use crate::{
     state::{AppState, ThreadPaths},
     status::SaleStatus,
 };
+use std::time::Instant;
+
 use actix_web::{get, web, HttpResponse};
 
-/// Phase, window and stock of the sale. Never throttled.
+/// Phase, window and stock of the sale. Never throttled. A reading this
+/// thread took less than 50 ms ago answers, unless this process changed the
+/// stock since (see `recent`).
 #[utoipa::path(
     tag = "sale",
     responses(
@@ -18,11 +22,20 @@ pub async fn status(
     state: web::Data<AppState>,
     paths: web::Data<ThreadPaths>,
 ) -> Result<HttpResponse, ApiError> {
-    let reading = paths
-        .inventory()
-        .reading()
-        .await
-        .inspect_err(|e| tracing::error!(error = ?e, "reading stock failed"))?;
+    let changes = state.stock_changes.current();
+    let reading = match paths.recent.fresh(changes) {
+        Some(reading) => reading,
+        None => {
+            let taken = Instant::now();
+            let reading = paths
+                .inventory()
+                .reading()
+                .await
+                .inspect_err(|e| tracing::error!(error = ?e, "reading stock failed"))?;
+            paths.recent.keep(reading, taken, changes);
+            reading
+        }
+    };
     let Some(stock) = reading.stock else {
         state.into_inner().heal();
         return Err(ApiError::NotArmed);

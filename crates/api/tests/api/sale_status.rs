@@ -90,3 +90,28 @@ async fn root_names_the_server_and_its_sale() {
     assert_eq!(body["saleId"], app.config.sale_id().as_str());
     assert!(body["version"].is_string());
 }
+
+#[tokio::test]
+async fn a_purchase_shows_in_the_next_status_read_of_its_replica_at_once() {
+    let app = spawn_app_with(TestConfig::active(5)).await;
+    assert_eq!(app.sale_status().await["stockRemaining"], 5);
+
+    app.purchase("seen-at-once").await;
+
+    // Well inside the 50 ms a kept reading may answer for.
+    assert_eq!(app.sale_status().await["stockRemaining"], 4);
+}
+
+#[tokio::test]
+async fn another_replicas_sale_shows_within_fifty_milliseconds() {
+    let config = TestConfig::active(5);
+    let sale = config.sale_id();
+    let first = spawn_app_with(config).await;
+    let second = spawn_app_with(TestConfig::active(5).set("SALE_ID", &sale)).await;
+    assert_eq!(first.sale_status().await["stockRemaining"], 5);
+
+    second.purchase("bought-elsewhere").await;
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+
+    assert_eq!(first.sale_status().await["stockRemaining"], 4);
+}

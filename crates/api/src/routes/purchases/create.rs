@@ -93,6 +93,12 @@ pub async fn create(
             tracing::error!(error = ?e, "purchase script failed");
         })?;
     state.metrics.purchase(outcome_label(&outcome));
+    if matches!(
+        outcome,
+        PurchaseOutcome::Confirmed { .. } | PurchaseOutcome::SoldOut | PurchaseOutcome::NotArmed
+    ) {
+        state.stock_changes.seen();
+    }
     match outcome {
         PurchaseOutcome::Confirmed {
             purchased_at,
