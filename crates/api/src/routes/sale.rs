@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use actix_web::{get, web, HttpResponse};
 
-/// Phase, window and stock of the sale. Never throttled. A reading this
-/// thread took less than 50 ms ago answers, unless this process changed the
-/// stock since (see `recent`).
+/// Phase, window and stock of the sale. Never throttled.
+///
+/// The stock is at most 50 ms old: a replica's own sales show at once,
+/// other replicas' within 50 ms.
 #[utoipa::path(
     tag = "sale",
     responses(
