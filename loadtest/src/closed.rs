@@ -10,6 +10,7 @@ use std::{
 };
 
 use crate::{
+    report::Report,
     shop::Shop,
     stats::{Latencies, Statuses},
 };
@@ -25,6 +26,21 @@ pub struct Burst {
 impl Burst {
     pub fn rate(&self) -> f64 {
         self.statuses.total() as f64 / self.took.as_secs_f64().max(1e-9)
+    }
+
+    /// Says its answers and latency, and records them as figures.
+    pub fn describe(&self, report: &mut Report) {
+        report.say(format!(
+            "  answers: {} in {:.2} s ({:.0} req/s)",
+            self.statuses.line(),
+            self.took.as_secs_f64(),
+            self.rate()
+        ));
+        report.say(format!("  latency: {}", self.latencies.line()));
+        report.figure("statuses", self.statuses.to_json());
+        report.figure("seconds", self.took.as_secs_f64());
+        report.figure("requestsPerSecond", self.rate());
+        report.figure("latency", self.latencies.summary());
     }
 }
 

@@ -95,8 +95,9 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Options)> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (scenario, options) = parse(&args)?;
+    let args: Vec<String> = std::env::args().collect();
+    let (_program, args) = args.split_first().context(USAGE)?;
+    let (scenario, options) = parse(args)?;
     let shop = shop::Shop::new(&options.url)?;
     shop.sale_status()
         .await

@@ -6,6 +6,7 @@ use std::{
 };
 
 use anyhow::Context;
+use domain::config::redacted;
 use tokio_postgres::NoTls;
 
 pub struct Orders {
@@ -67,15 +68,5 @@ impl Orders {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-/// The URL without its password, for messages.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
     }
 }

@@ -15,7 +15,10 @@ use diesel_async::{
     pooled_connection::{bb8, AsyncDieselConnectionManager},
     AsyncPgConnection,
 };
-use domain::{config::DatabaseConfig, SaleKeys};
+use domain::{
+    config::{redacted, DatabaseConfig},
+    SaleKeys,
+};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
@@ -238,15 +241,6 @@ fn pool(config: &DatabaseConfig) -> PgPool {
 }
 
 /// The URL without its password, for messages.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// SIGTERM (orchestrators) or Ctrl-C.
 async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -237,6 +237,17 @@ impl DatabaseConfig {
     }
 }
 
+/// `url` with its credentials masked, for logs and error messages:
+/// `redis://:secret@host:6379` becomes `redis://***@host:6379`.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Name of the order queue (`ORDER_QUEUE`).
 pub fn order_queue(env: &Env) -> String {
     env.string("ORDER_QUEUE", DEFAULT_ORDER_QUEUE)
@@ -305,6 +316,15 @@ mod tests {
         let queue = RedisConfig::queue_from_env(&env, &main).expect("standalone queue");
         assert_eq!(queue.url, "redis://q:6379");
         assert!(!queue.is_cluster());
+    }
+
+    #[test]
+    fn credentials_never_reach_a_message() {
+        assert_eq!(
+            redacted("postgresql://user:secret@db:5432/shop"),
+            "postgresql://***@db:5432/shop"
+        );
+        assert_eq!(redacted("redis://cache:6379"), "redis://cache:6379");
     }
 
     #[test]

@@ -24,13 +24,7 @@ pub async fn run(shop: &Shop, orders: &Orders, options: &Options) -> anyhow::Res
     .await;
     let ended = Instant::now();
     let sold = stock.min(total);
-    report.say(format!(
-        "  answers: {} in {:.2} s ({:.0} req/s)",
-        burst.statuses.line(),
-        burst.took.as_secs_f64(),
-        burst.rate()
-    ));
-    report.say(format!("  latency: {}", burst.latencies.line()));
+    burst.describe(&mut report);
     report.check("201 answers", sold, burst.statuses.get(201));
     report.check("410 answers", total - sold, burst.statuses.get(410));
     report.check("5xx or unanswered", 0, burst.statuses.failures());
@@ -53,10 +47,6 @@ pub async fn run(shop: &Shop, orders: &Orders, options: &Options) -> anyhow::Res
     report.figure("requests", total);
     report.figure("concurrency", concurrency);
     report.figure("stock", stock);
-    report.figure("statuses", burst.statuses.to_json());
-    report.figure("seconds", burst.took.as_secs_f64());
-    report.figure("requestsPerSecond", burst.rate());
-    report.figure("latency", burst.latencies.summary());
     report.figure("rows", drained.rows);
     report.figure("lastRowAfterBurstMs", drained.after.as_secs_f64() * 1000.0);
     Ok(report)

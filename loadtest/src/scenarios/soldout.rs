@@ -36,13 +36,7 @@ pub async fn run(shop: &Shop, orders: &Orders, options: &Options) -> anyhow::Res
         format!("soldout-{run}-{i}")
     })
     .await;
-    report.say(format!(
-        "  answers: {} in {:.2} s ({:.0} req/s)",
-        storm.statuses.line(),
-        storm.took.as_secs_f64(),
-        storm.rate()
-    ));
-    report.say(format!("  latency: {}", storm.latencies.line()));
+    storm.describe(&mut report);
     report.check("410 answers", total, storm.statuses.get(410));
     report.check("stock left", 0, shop.stock_remaining().await?);
 
@@ -61,10 +55,6 @@ pub async fn run(shop: &Shop, orders: &Orders, options: &Options) -> anyhow::Res
     report.figure("saleId", sale);
     report.figure("requests", total);
     report.figure("concurrency", concurrency);
-    report.figure("statuses", storm.statuses.to_json());
-    report.figure("seconds", storm.took.as_secs_f64());
-    report.figure("requestsPerSecond", storm.rate());
-    report.figure("latency", storm.latencies.summary());
     report.figure("rows", drained.rows);
     Ok(report)
 }

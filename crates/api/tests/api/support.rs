@@ -76,10 +76,7 @@ impl PrivateRedis {
     }
 
     fn ping(&self) -> bool {
-        Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "ping"])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+        cli(self.port, &["ping"]) == "PONG"
     }
 
     /// Starts it (again) on the same port and folder: AOF data comes back.
@@ -124,12 +121,7 @@ impl PrivateRedis {
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        cli(self.port, args)
     }
 }
 
@@ -239,6 +231,7 @@ impl PrivateRedisCluster {
     }
 }
 
+/// `redis-cli -p port args…`, its output trimmed ("" if it could not run).
 fn cli(port: u16, args: &[&str]) -> String {
     Command::new("redis-cli")
         .args(["-p", &port.to_string()])
