@@ -1,25 +1,27 @@
-//! Arming a sale in Redis, and re-arming it after Redis lost its data.
+//! Arming a sale in Redis, and re-arming it after Redis lost all or part of it.
 //!
-//! The first api to start for a `SALE_ID` writes meta, stock and ledger with
-//! NX semantics (`lua/arm.lua`); a restart or another replica finds the sale
-//! and takes Redis's copy. When the keys are missing, PostgreSQL decides:
-//! every order it holds for the sale goes back into the ledger and out of
-//! the stock, so no earlier buyer can buy again and the stock is never
-//! restored to full. That needs PostgreSQL: if it cannot be asked, the sale
-//! stays unarmed (503) rather than risk selling twice.
+//! A sale is sold from only while it is whole in Redis: meta, stock and a
+//! ledger that add up (`lua/arm.lua`). The first api to start for a
+//! `SALE_ID` finds it missing and writes it; a restart or another replica
+//! finds it whole and takes Redis's copy. Whenever it is missing or partly
+//! lost, PostgreSQL decides: every order it holds for the sale goes back
+//! into the ledger and out of the stock, so no earlier buyer can buy again
+//! and the stock is never restored to full. Nothing is ever written without
+//! those orders: if PostgreSQL cannot be asked, the sale stays unarmed
+//! (503) rather than risk selling twice.
 
-use chrono::{DateTime, Utc};
-use diesel::{
-    sql_query,
-    sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid},
-    QueryableByName,
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
 };
-use diesel_async::RunQueryDsl;
-use domain::{LedgerEntry, OrderId, SaleId, SaleWindow};
+
+use domain::{ArmMode, ArmOutcome, ArmedSale, SaleId, SaleWindow, ScriptReplyError};
 
 use crate::{
+    db::{self, PgPool},
     inventory::{Inventory, InventoryError},
-    state::{PgPool, Sale},
+    recent::StockChanges,
+    sale::Sale,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -38,103 +40,113 @@ pub struct Wanted {
     pub window: SaleWindow,
 }
 
-/// Makes sure the sale is armed and returns it as Redis holds it.
+/// Makes sure the sale is whole and returns it as Redis holds it.
 pub async fn ensure_armed(
     inventory: &Inventory,
     db: &PgPool,
     wanted: &Wanted,
 ) -> Result<Sale, ArmError> {
-    if !inventory.is_armed().await? {
-        return rebuild(inventory, db, wanted).await;
+    let look = inventory.arm(ArmMode::Look, &[]).await?;
+    if let ArmOutcome::Whole(armed) = look {
+        return Ok(sale(wanted, armed));
     }
-    // Armed already: arm.lua writes nothing and returns the stored sale.
-    let outcome = inventory
-        .arm(wanted.total, &wanted.window, wanted.total, &[])
-        .await?;
-    Ok(sale(wanted, outcome))
-}
-
-async fn rebuild(inventory: &Inventory, db: &PgPool, wanted: &Wanted) -> Result<Sale, ArmError> {
-    let orders = persisted_orders(db, &wanted.id)
+    // Missing or partly lost: only the orders PostgreSQL holds may rebuild it.
+    let orders = db::persisted_orders(db, &wanted.id)
         .await
         .map_err(ArmError::Database)?;
-    let sold = orders.len() as u64;
-    let remaining = wanted.total.saturating_sub(sold);
-    let outcome = inventory
-        .arm(wanted.total, &wanted.window, remaining, &orders)
-        .await?;
-    if outcome.armed_now && sold > 0 {
+    let mode = ArmMode::Arm {
+        total: wanted.total,
+        window: wanted.window,
+    };
+    let armed = match inventory.arm(mode, &orders).await? {
+        ArmOutcome::Whole(armed) => armed,
+        ArmOutcome::NotArmed => {
+            let reply = ScriptReplyError("NOT_ARMED in arm mode".into());
+            return Err(ArmError::Redis(reply.into()));
+        }
+    };
+    if armed.armed_now && !orders.is_empty() {
         tracing::warn!(
             sale.id = %wanted.id,
-            orders = sold,
-            remaining,
-            "sale was missing from Redis; rebuilt stock and ledger from PostgreSQL"
+            orders = orders.len(),
+            restored = armed.restored,
+            "sale was missing or partly lost in Redis; rebuilt stock and ledger from PostgreSQL"
         );
-    } else if outcome.armed_now {
-        tracing::info!(sale.id = %wanted.id, total = outcome.total_stock, "sale armed");
+    } else if armed.armed_now {
+        tracing::info!(sale.id = %wanted.id, total = armed.total_stock, "sale armed");
     }
-    Ok(sale(wanted, outcome))
+    Ok(sale(wanted, armed))
 }
 
-fn sale(wanted: &Wanted, outcome: domain::ArmOutcome) -> Sale {
-    if !outcome.armed_now
-        && (outcome.total_stock != wanted.total || outcome.window != wanted.window)
-    {
+fn sale(wanted: &Wanted, armed: ArmedSale) -> Sale {
+    if !armed.armed_now && (armed.total_stock != wanted.total || armed.window != wanted.window) {
         tracing::warn!(
             sale.id = %wanted.id,
-            armed.total = outcome.total_stock,
+            armed.total = armed.total_stock,
             "sale was armed with other settings; Redis's copy wins (a new sale needs a new SALE_ID)"
         );
     }
     Sale {
         id: wanted.id.clone(),
-        total_stock: outcome.total_stock,
-        window: outcome.window,
+        total_stock: armed.total_stock,
+        window: armed.window,
     }
 }
 
-#[derive(QueryableByName)]
-struct OrderRow {
-    #[diesel(sql_type = SqlUuid)]
-    id: uuid::Uuid,
-    #[diesel(sql_type = Text)]
-    user_id: String,
-    #[diesel(sql_type = Timestamptz)]
-    created_at: DateTime<Utc>,
+/// Re-arming is tried at most this often per replica while Redis lacks the sale.
+const REARM_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Re-arms the sale in the background when a request finds it missing or
+/// partly lost (Redis restarted without its data, flushed, failed over).
+/// One attempt at a time, at most every 500 ms; the request that noticed
+/// answers 503 and the next ones find the sale whole again.
+pub struct Healer {
+    inventory: Inventory,
+    db: PgPool,
+    wanted: Wanted,
+    stock_changes: Arc<StockChanges>,
+    last: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
-#[derive(QueryableByName)]
-struct Regclass {
-    #[diesel(sql_type = Nullable<Text>)]
-    name: Option<String>,
-}
-
-/// The sale's orders as ledger entries; none if the table does not exist
-/// yet (no worker ever ran, so nothing was ever persisted).
-async fn persisted_orders(
-    db: &PgPool,
-    sale: &SaleId,
-) -> anyhow::Result<Vec<(String, LedgerEntry)>> {
-    let mut conn = db.get().await?;
-    let table: Regclass = sql_query("SELECT to_regclass('orders')::text AS name")
-        .get_result(&mut conn)
-        .await?;
-    if table.name.is_none() {
-        return Ok(Vec::new());
+impl Healer {
+    pub fn new(
+        inventory: Inventory,
+        db: PgPool,
+        wanted: Wanted,
+        stock_changes: Arc<StockChanges>,
+    ) -> Self {
+        Self {
+            inventory,
+            db,
+            wanted,
+            stock_changes,
+            last: Default::default(),
+        }
     }
-    let rows: Vec<OrderRow> =
-        sql_query("SELECT id, user_id, created_at FROM orders WHERE sale_id = $1")
-            .bind::<Text, _>(sale.as_str())
-            .load(&mut conn)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let entry = LedgerEntry {
-                order_id: OrderId::from(row.id),
-                purchased_at: row.created_at,
-            };
-            (row.user_id, entry)
-        })
-        .collect())
+
+    /// Starts a re-arm unless one runs or ran less than 500 ms ago.
+    pub fn heal(&self) {
+        let Ok(mut last) = self.last.clone().try_lock_owned() else {
+            return;
+        };
+        if last.is_some_and(|at| at.elapsed() < REARM_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let (inventory, db, wanted) =
+            (self.inventory.clone(), self.db.clone(), self.wanted.clone());
+        let stock_changes = self.stock_changes.clone();
+        tokio::spawn(async move {
+            match ensure_armed(&inventory, &db, &wanted).await {
+                Ok(_) => {
+                    stock_changes.seen();
+                    tracing::info!(sale.id = %wanted.id, "sale re-armed")
+                }
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "re-arming failed; will retry")
+                }
+            }
+            drop(last);
+        });
+    }
 }

@@ -14,7 +14,7 @@ use futures::Stream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::{inventory::Inventory, state::Sale, status::SaleStatus};
+use crate::{inventory::Inventory, sale::Sale, status::SaleStatus};
 
 /// How often a replica reads the stock for its open pages.
 pub const TICK: Duration = Duration::from_millis(250);

@@ -11,11 +11,11 @@ use std::{
 use domain::{
     config::RedisConfig,
     scripts::{arm_args, purchase_args, ARM_LUA, PURCHASE_LUA, READING_LUA},
-    ArmOutcome, LedgerEntry, OrderId, PurchaseOutcome, Reading, SaleKeys, SaleWindow,
+    ArmMode, ArmOutcome, LedgerEntry, OrderId, PurchaseOutcome, Reading, SaleKeys, SaleWindow,
     ScriptReplyError, UserId,
 };
 use fred::{
-    prelude::{ClientLike, Error as FredError, HashesInterface, KeysInterface, Pool},
+    prelude::{ClientLike, Error as FredError, HashesInterface, Pool},
     types::scripts::Script,
 };
 
@@ -92,16 +92,15 @@ impl Inventory {
         self.pool.next().is_connected()
     }
 
-    /// Writes the sale unless it is armed already (NX semantics).
+    /// Looks at the sale, or makes it whole from `ledger` (the orders
+    /// PostgreSQL holds), as `mode` allows; see `lua/arm.lua`.
     pub async fn arm(
         &self,
-        total: u64,
-        window: &SaleWindow,
-        remaining: u64,
+        mode: ArmMode,
         ledger: &[(String, LedgerEntry)],
     ) -> Result<ArmOutcome, InventoryError> {
         let keys = vec![self.keys.meta(), self.keys.stock(), self.keys.buyers()];
-        let args = arm_args(total, window, remaining, ledger);
+        let args = arm_args(mode, ledger);
         let reply: String = timed(
             "arm",
             self.arm.evalsha_with_reload(self.pool.next(), keys, args),
@@ -122,6 +121,7 @@ impl Inventory {
             self.keys.stock(),
             self.keys.buyers(),
             self.keys.attempts(user),
+            self.keys.meta(),
         ];
         let args = purchase_args(
             user.as_str(),
@@ -139,19 +139,13 @@ impl Inventory {
         Ok(PurchaseOutcome::parse(&reply)?)
     }
 
-    /// Whether the sale's stock key exists (the marker of an armed sale).
-    pub async fn is_armed(&self) -> Result<bool, InventoryError> {
-        let exists: u32 = timed("exists", self.pool.next().exists(self.keys.stock())).await?;
-        Ok(exists == 1)
-    }
-
     /// Remaining stock and Redis's clock, in one round trip.
     pub async fn reading(&self) -> Result<Reading, InventoryError> {
         let reply: String = timed(
             "reading",
             self.reading.evalsha_with_reload(
                 self.pool.next(),
-                vec![self.keys.stock()],
+                vec![self.keys.stock(), self.keys.buyers(), self.keys.meta()],
                 Vec::<String>::new(),
             ),
         )

@@ -3,6 +3,7 @@
 
 pub mod arming;
 pub mod clock;
+pub mod db;
 pub mod error;
 pub mod failpoint;
 pub mod feed;
@@ -11,9 +12,11 @@ pub mod limits;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod purchase;
 pub mod queue;
 pub mod recent;
 mod routes;
+pub mod sale;
 pub mod settings;
 pub mod soldout;
 pub mod startup;

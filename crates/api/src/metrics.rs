@@ -40,40 +40,66 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Every outcome a purchase can have, in the order of [`SaleMetrics`]' counters.
-pub const OUTCOMES: [&str; 8] = [
-    "confirmed",
-    "duplicate",
-    "sold_out",
-    "too_many_attempts",
-    "not_armed",
-    "not_active",
-    "invalid",
-    "error",
-];
+/// Every way a purchase request ends, as `flash_sale_purchases_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurchaseResult {
+    Confirmed,
+    Duplicate,
+    SoldOut,
+    TooManyAttempts,
+    NotArmed,
+    NotActive,
+    Invalid,
+    Error,
+}
+
+impl PurchaseResult {
+    pub const ALL: [Self; 8] = [
+        Self::Confirmed,
+        Self::Duplicate,
+        Self::SoldOut,
+        Self::TooManyAttempts,
+        Self::NotArmed,
+        Self::NotActive,
+        Self::Invalid,
+        Self::Error,
+    ];
+
+    /// The `outcome` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::Duplicate => "duplicate",
+            Self::SoldOut => "sold_out",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::NotArmed => "not_armed",
+            Self::NotActive => "not_active",
+            Self::Invalid => "invalid",
+            Self::Error => "error",
+        }
+    }
+}
 
 /// The sale's per-purchase metrics, registered once: a purchase increments
 /// a handle instead of building labels and looking them up every time.
 pub struct SaleMetrics {
-    purchases: [metrics::Counter; OUTCOMES.len()],
+    /// Indexed by `PurchaseResult as usize` (the order of [`PurchaseResult::ALL`]).
+    purchases: [metrics::Counter; PurchaseResult::ALL.len()],
     stock: metrics::Gauge,
 }
 
 impl SaleMetrics {
     pub fn new(sale: &str) -> Self {
         Self {
-            purchases: OUTCOMES.map(|outcome| {
-                metrics::counter!("flash_sale_purchases_total", "sale" => sale.to_owned(), "outcome" => outcome)
+            purchases: PurchaseResult::ALL.map(|result| {
+                metrics::counter!("flash_sale_purchases_total", "sale" => sale.to_owned(), "outcome" => result.label())
             }),
             stock: metrics::gauge!("flash_sale_stock_remaining", "sale" => sale.to_owned()),
         }
     }
 
-    /// One purchase with `outcome` (one of [`OUTCOMES`]).
-    pub fn purchase(&self, outcome: &'static str) {
-        if let Some(i) = OUTCOMES.iter().position(|known| *known == outcome) {
-            self.purchases[i].increment(1);
-        }
+    pub fn purchase(&self, result: PurchaseResult) {
+        self.purchases[result as usize].increment(1);
     }
 
     pub fn stock(&self, remaining: u64) {

@@ -113,7 +113,8 @@ impl LimitSettings {
             ip_per_second: env.parse("IP_RATE_LIMIT_PER_SECOND", 10)?,
             ip_per_10_seconds: env.parse("IP_RATE_LIMIT_PER_10_SECONDS", 50)?,
             user_max_attempts: env.parse("USER_MAX_ATTEMPTS", 3)?,
-            user_window_seconds: env.parse("USER_ATTEMPT_WINDOW_SECONDS", 3600)?,
+            // 0 would make `EXPIRE key 0` delete the counter: no limit at all.
+            user_window_seconds: env.positive("USER_ATTEMPT_WINDOW_SECONDS", 3600)?,
             trusted_proxies,
         })
     }
@@ -166,6 +167,7 @@ mod tests {
             ("SALE_ID", "a:b"),
             ("TRUSTED_PROXIES", "10.0.0.0/99"),
             ("USER_MAX_ATTEMPTS", "three"),
+            ("USER_ATTEMPT_WINDOW_SECONDS", "0"),
             ("PORT", "70000"),
             ("LOG_FORMAT", "xml"),
         ] {

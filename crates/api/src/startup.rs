@@ -11,21 +11,15 @@ use actix_web::{
     web, App, HttpServer,
 };
 use anyhow::Context;
-use diesel_async::{
-    pooled_connection::{bb8, AsyncDieselConnectionManager},
-    AsyncPgConnection,
-};
-use domain::{
-    config::{redacted, DatabaseConfig},
-    SaleKeys,
-};
+use domain::{config::redacted, SaleKeys};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    arming::{self, Wanted},
+    arming::{self, Healer, Wanted},
+    db,
     error::{self, ApiError},
     feed::SaleFeed,
     inventory::{AttemptLimit, Inventory},
@@ -35,7 +29,7 @@ use crate::{
     queue::OrderQueue,
     routes::{self, IpLimits},
     settings::Settings,
-    state::{AppState, PgPool},
+    state::AppState,
 };
 
 /// Largest purchase body accepted; `{"userId": "<64 chars>"}` is far below.
@@ -73,7 +67,7 @@ impl Application {
         let inventory = Inventory::connect(&settings.redis, settings.redis_pool_size, keys)
             .await
             .with_context(|| format!("connecting to Redis at {}", redacted(&settings.redis.url)))?;
-        let db = pool(&settings.database);
+        let db = db::pool(&settings.database);
         let wanted = Wanted {
             id: settings.sale.id.clone(),
             total: settings.sale.stock,
@@ -88,6 +82,8 @@ impl Application {
         let feed = SaleFeed::default();
         feed.spawn_reader(inventory.clone(), sale.total_stock);
         let metrics = crate::metrics::SaleMetrics::new(sale.id.as_str());
+        let stock_changes = std::sync::Arc::new(crate::recent::StockChanges::default());
+        let healer = Healer::new(inventory.clone(), db.clone(), wanted, stock_changes.clone());
         let state = web::Data::new(AppState {
             sale,
             metrics,
@@ -101,8 +97,8 @@ impl Application {
             feed,
             shutdown: shutdown.clone(),
             sold_out: Default::default(),
-            stock_changes: Default::default(),
-            rearm: Default::default(),
+            stock_changes,
+            healer,
         });
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
@@ -228,19 +224,6 @@ fn cors(origins: &[String]) -> Cors {
         })
 }
 
-/// The api needs PostgreSQL only for health checks and to rebuild a sale
-/// Redis lost: a small lazy pool, so the api starts and sells while
-/// PostgreSQL is down.
-fn pool(config: &DatabaseConfig) -> PgPool {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(&config.url);
-    bb8::Pool::builder()
-        .max_size(2)
-        .min_idle(Some(0))
-        .connection_timeout(config.connect_timeout)
-        .build_unchecked(manager)
-}
-
-/// The URL without its password, for messages.
 /// SIGTERM (orchestrators) or Ctrl-C.
 async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -1,24 +1,20 @@
 //! What every handler shares.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
-use diesel_async::{pooled_connection::bb8, AsyncPgConnection};
-use domain::{SaleId, SaleWindow};
+use domain::PurchaseOutcome;
 
 use crate::{
-    arming::{self, Wanted},
+    arming::Healer,
+    db::PgPool,
     feed::SaleFeed,
     inventory::{AttemptLimit, Inventory},
+    metrics::SaleMetrics,
     queue::OrderQueue,
+    recent::{RecentReading, StockChanges},
+    sale::Sale,
+    soldout::SoldOut,
 };
-
-pub type PgPool = bb8::Pool<AsyncPgConnection>;
-
-/// Re-arming is tried at most this often per replica while Redis lacks the sale.
-const REARM_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The Redis paths of one actix worker thread: a connection and an order
 /// pusher of its own, driven by the thread's own runtime, so the purchase
@@ -29,7 +25,7 @@ pub struct ThreadPaths {
     shared: Inventory,
     pub queue: OrderQueue,
     /// This thread's last stock reading, answering status polls for 50 ms.
-    pub recent: crate::recent::RecentReading,
+    pub recent: RecentReading,
 }
 
 impl ThreadPaths {
@@ -50,18 +46,18 @@ pub struct AppState {
     pub db: PgPool,
     pub attempt_limit: AttemptLimit,
     /// The sale's purchase counters and stock gauge.
-    pub metrics: crate::metrics::SaleMetrics,
+    pub metrics: SaleMetrics,
     /// Live stock for open storefronts.
     pub feed: SaleFeed,
-    /// Set once this replica has seen the sale sold out.
-    pub sold_out: crate::soldout::SoldOut,
+    /// Answers purchases in-process while Redis says the sale is sold out.
+    pub sold_out: SoldOut,
     /// Fired when the server starts a graceful stop (ends SSE streams).
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Stock changes this process made or saw; kept readings older than
     /// the latest change are not used.
-    pub stock_changes: crate::recent::StockChanges,
-    /// Last re-arm attempt; the lock makes re-arming single-flight.
-    pub rearm: Arc<tokio::sync::Mutex<Option<Instant>>>,
+    pub stock_changes: Arc<StockChanges>,
+    /// Re-arms the sale when Redis lost it.
+    pub healer: Healer,
 }
 
 impl AppState {
@@ -84,42 +80,40 @@ impl AppState {
         }
     }
 
-    /// Re-arms the sale in the background after Redis lost it (restarted
-    /// without its data, flushed): stock and ledger come back from
-    /// PostgreSQL. One attempt at a time, at most every 500 ms; the request
-    /// that noticed answers 503 and the next ones find the sale again.
-    pub fn heal(self: Arc<Self>) {
-        let Ok(mut last) = self.rearm.clone().try_lock_owned() else {
-            return;
-        };
-        if last.is_some_and(|at| at.elapsed() < REARM_INTERVAL) {
-            return;
-        }
-        *last = Some(Instant::now());
-        tokio::spawn(async move {
-            let wanted = Wanted {
-                id: self.sale.id.clone(),
-                total: self.sale.total_stock,
-                window: self.sale.window,
-            };
-            match arming::ensure_armed(&self.inventory, &self.db, &wanted).await {
-                Ok(_) => {
-                    self.stock_changes.seen();
-                    tracing::info!(sale.id = %self.sale.id, "sale re-armed")
-                }
-                Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "re-arming failed; will retry")
+    /// What the purchase script's answer means for this replica: the stock
+    /// it shows, the sold-out freeze, and re-arming a sale Redis lost.
+    pub async fn after_purchase(&self, reply: &PurchaseOutcome) {
+        match *reply {
+            PurchaseOutcome::Confirmed {
+                stock_left,
+                purchased_at,
+            } => {
+                self.stock_changes.seen();
+                self.metrics.stock(stock_left);
+                self.feed.observe(stock_left);
+                if stock_left == 0 {
+                    // The last unit: every buyer is in the ledger now.
+                    let buyers = self.sale.total_stock;
+                    self.sold_out
+                        .seen(&self.inventory, buyers, purchased_at)
+                        .await;
                 }
             }
-            drop(last);
-        });
+            PurchaseOutcome::SoldOut { buyers, now } => {
+                self.stock_changes.seen();
+                self.metrics.stock(0);
+                self.feed.observe(0);
+                self.sold_out.seen(&self.inventory, buyers, now).await;
+            }
+            PurchaseOutcome::NotArmed => {
+                self.stock_changes.seen();
+                tracing::error!(sale.id = %self.sale.id, "sale missing or partly lost in redis; re-arming");
+                self.healer.heal();
+            }
+            PurchaseOutcome::Duplicate(_)
+            | PurchaseOutcome::TooManyAttempts
+            | PurchaseOutcome::NotStarted
+            | PurchaseOutcome::Ended => {}
+        }
     }
-}
-
-/// The sale as armed in Redis (which wins over this replica's settings).
-#[derive(Debug, Clone)]
-pub struct Sale {
-    pub id: SaleId,
-    pub total_stock: u64,
-    pub window: SaleWindow,
 }

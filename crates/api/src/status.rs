@@ -6,7 +6,7 @@ use domain::{time::iso_millis, SalePhase};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::state::Sale;
+use crate::sale::Sale;
 
 /// Where the sale stands relative to its window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]

@@ -1,27 +1,61 @@
--- arm.lua: write a sale's meta, stock and ledger once, unless it is armed already.
+-- arm.lua: find a sale whole, or (re)build it from the orders PostgreSQL holds.
 --
 -- KEYS[1]  {sale:ID}:meta    hash: total, startsAt, endsAt (millis)
 -- KEYS[2]  {sale:ID}:stock   integer, remaining stock
 -- KEYS[3]  {sale:ID}:buyers  hash userId -> "orderId|purchasedAtMillis"
--- ARGV[1]  total stock
--- ARGV[2]  sale start, epoch millis
--- ARGV[3]  sale end, epoch millis
--- ARGV[4]  remaining stock to write (total minus orders already persisted)
--- ARGV[5..] pairs userId, "orderId|purchasedAtMillis" to restore into the ledger
+-- ARGV[1]  mode:
+--            "look"   write nothing; the sale as Redis holds it, if whole
+--            "arm"    make the sale whole: meta from ARGV[2..4] unless present,
+--                     the orders of ARGV[5..] into the ledger, and
+--                     stock = max(0, total - buyers)
+--            "merge"  put the orders of ARGV[5..] back into a whole sale's
+--                     ledger and take their units out of its stock
+-- ARGV[2]  total stock              (arm)
+-- ARGV[3]  sale start, epoch millis (arm)
+-- ARGV[4]  sale end, epoch millis   (arm)
+-- ARGV[5..] pairs userId, "orderId|purchasedAtMillis": orders PostgreSQL holds
 --
--- Returns "<ARMED|EXISTING>|<total>|<startsAt>|<endsAt>": ARMED when this call
--- wrote the sale, EXISTING when it was armed already (then nothing is written
--- and the stored meta is returned, so a restart or a second replica never
--- resets stock). The stock key is the marker: meta without stock means Redis
--- lost part of the sale, and the sale is written anew from the arguments.
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  local meta = redis.call('HMGET', KEYS[1], 'total', 'startsAt', 'endsAt')
-  return 'EXISTING|' .. (meta[1] or '') .. '|' .. (meta[2] or '') .. '|' .. (meta[3] or '')
+-- Whole means meta and stock present and stock = max(0, total - buyers):
+-- every unit is in stock or held by a buyer. Anything else is a sale Redis
+-- partly lost, and selling from it could sell a unit twice, so only "arm"
+-- (called with every order PostgreSQL has) may write one. A persisted order
+-- wins over a ledger entry of the same user: its row is the one that stands.
+--
+-- Returns "<EXISTING|ARMED>|<total>|<startsAt>|<endsAt>|<restored>":
+-- EXISTING when the sale was whole already (then only `restored` buyers were
+-- put back), ARMED when this call made it whole; or "NOT_ARMED" when the
+-- sale is not whole and the mode may not write it (nothing was written).
+local mode = ARGV[1]
+local meta = redis.call('HMGET', KEYS[1], 'total', 'startsAt', 'endsAt')
+local has_meta = meta[1] and meta[2] and meta[3]
+local stock = redis.call('GET', KEYS[2])
+
+local function expected_stock(total)
+  return math.max(0, tonumber(total) - redis.call('HLEN', KEYS[3]))
 end
 
-redis.call('HSET', KEYS[1], 'total', ARGV[1], 'startsAt', ARGV[2], 'endsAt', ARGV[3])
-for i = 5, #ARGV, 2 do
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+local whole = has_meta and stock and tonumber(stock) == expected_stock(meta[1])
+if not whole and mode ~= 'arm' then
+  return 'NOT_ARMED'
 end
-redis.call('SET', KEYS[2], ARGV[4])
-return 'ARMED|' .. ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3]
+if not has_meta then
+  redis.call('HSET', KEYS[1], 'total', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4])
+  meta = { ARGV[2], ARGV[3], ARGV[4] }
+end
+
+local restored = 0
+for i = 5, #ARGV, 2 do
+  local held = redis.call('HGET', KEYS[3], ARGV[i])
+  if held ~= ARGV[i + 1] then
+    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+    if not held then
+      restored = restored + 1
+    end
+  end
+end
+
+if not whole or restored > 0 then
+  redis.call('SET', KEYS[2], expected_stock(meta[1]))
+end
+local state = whole and 'EXISTING' or 'ARMED'
+return state .. '|' .. meta[1] .. '|' .. meta[2] .. '|' .. meta[3] .. '|' .. restored

@@ -23,5 +23,5 @@ pub use ids::{OrderId, SaleId, SaleIdError, UserId, UserIdError};
 pub use job::{PersistOrder, PersistOrders};
 pub use keys::SaleKeys;
 pub use ledger::LedgerEntry;
-pub use scripts::{ArmOutcome, PurchaseOutcome, Reading, ScriptReplyError};
+pub use scripts::{ArmMode, ArmOutcome, ArmedSale, PurchaseOutcome, Reading, ScriptReplyError};
 pub use window::{SalePhase, SaleWindow};

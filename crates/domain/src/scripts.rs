@@ -56,9 +56,14 @@ pub enum PurchaseOutcome {
     },
     /// The user bought before; this is their order.
     Duplicate(LedgerEntry),
-    SoldOut,
+    /// No stock left. The buyer count and Redis's clock let a replica answer
+    /// later refusals itself for as long as neither moves.
+    SoldOut {
+        buyers: u64,
+        now: DateTime<Utc>,
+    },
     TooManyAttempts,
-    /// The sale's keys are missing in Redis: never "sold out".
+    /// The sale is missing in Redis, or only partly there: never "sold out".
     NotArmed,
     /// Before the window, by Redis's clock.
     NotStarted,
@@ -84,7 +89,16 @@ impl PurchaseOutcome {
             "DUPLICATE" => LedgerEntry::parse(rest)
                 .map(Self::Duplicate)
                 .map_err(|_| bad()),
-            "SOLD_OUT" if rest.is_empty() => Ok(Self::SoldOut),
+            "SOLD_OUT" => {
+                let (buyers, millis) = rest.split_once('|').ok_or_else(bad)?;
+                let buyers = buyers.parse::<u64>().map_err(|_| bad())?;
+                let now = millis
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(time::from_millis)
+                    .ok_or_else(bad)?;
+                Ok(Self::SoldOut { buyers, now })
+            }
             "TOO_MANY_ATTEMPTS" if rest.is_empty() => Ok(Self::TooManyAttempts),
             "NOT_ARMED" if rest.is_empty() => Ok(Self::NotArmed),
             "NOT_STARTED" if rest.is_empty() => Ok(Self::NotStarted),
@@ -94,18 +108,45 @@ impl PurchaseOutcome {
     }
 }
 
-/// What the arm script found or did, with the sale as Redis now holds it.
+/// What the arm script may do (`lua/arm.lua` explains each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ArmOutcome {
-    /// True when this call wrote the sale; false when it was armed already.
+pub enum ArmMode {
+    /// Write nothing: the sale as Redis holds it, if whole.
+    Look,
+    /// Make the sale whole from every order PostgreSQL holds; a missing
+    /// meta is written from `total` and `window` (the replica's settings).
+    Arm { total: u64, window: SaleWindow },
+    /// Put persisted orders back into a whole sale's ledger, out of its stock.
+    Merge,
+}
+
+/// What the arm script found or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArmOutcome {
+    /// The sale as Redis now holds it, whole.
+    Whole(ArmedSale),
+    /// The sale is missing or partly lost, and the mode did not allow
+    /// writing it; nothing was written.
+    NotArmed,
+}
+
+/// A whole sale, as the arm script left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArmedSale {
+    /// True when this call made the sale whole; false when it was already.
     pub armed_now: bool,
     pub total_stock: u64,
     pub window: SaleWindow,
+    /// Buyers put back into the ledger by this call.
+    pub restored: u64,
 }
 
 impl ArmOutcome {
     pub fn parse(reply: &str) -> Result<Self, ScriptReplyError> {
         let bad = || ScriptReplyError(reply.to_owned());
+        if reply == "NOT_ARMED" {
+            return Ok(Self::NotArmed);
+        }
         let mut parts = reply.split('|');
         let armed_now = match parts.next() {
             Some("ARMED") => true,
@@ -118,27 +159,42 @@ impl ArmOutcome {
         let total_stock = u64::try_from(number()?).map_err(|_| bad())?;
         let starts_at = time::from_millis(number()?).ok_or_else(bad)?;
         let ends_at = time::from_millis(number()?).ok_or_else(bad)?;
-        Ok(Self {
+        let restored = u64::try_from(number()?).map_err(|_| bad())?;
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Self::Whole(ArmedSale {
             armed_now,
             total_stock,
             window: SaleWindow { starts_at, ends_at },
-        })
+            restored,
+        }))
     }
 }
 
-/// Arguments of the arm script for a fresh sale (or one rebuilt from orders).
-pub fn arm_args(
-    total: u64,
-    window: &SaleWindow,
-    remaining: u64,
-    ledger: &[(String, LedgerEntry)],
-) -> Vec<String> {
-    let mut args = vec![
-        total.to_string(),
-        window.starts_at.timestamp_millis().to_string(),
-        window.ends_at.timestamp_millis().to_string(),
-        remaining.to_string(),
-    ];
+/// Arguments of the arm script: the mode (with the sale as configured,
+/// for arming) and the orders PostgreSQL holds.
+pub fn arm_args(mode: ArmMode, ledger: &[(String, LedgerEntry)]) -> Vec<String> {
+    let mut args = match mode {
+        ArmMode::Look => vec![
+            "look".to_owned(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ],
+        ArmMode::Merge => vec![
+            "merge".to_owned(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ],
+        ArmMode::Arm { total, window } => vec![
+            "arm".to_owned(),
+            total.to_string(),
+            window.starts_at.timestamp_millis().to_string(),
+            window.ends_at.timestamp_millis().to_string(),
+        ],
+    };
     for (user, entry) in ledger {
         args.push(user.clone());
         args.push(entry.encode());
@@ -187,8 +243,8 @@ mod tests {
             }))
         );
         assert_eq!(
-            PurchaseOutcome::parse("SOLD_OUT"),
-            Ok(PurchaseOutcome::SoldOut)
+            PurchaseOutcome::parse("SOLD_OUT|7|1772359200123"),
+            Ok(PurchaseOutcome::SoldOut { buyers: 7, now: at })
         );
         assert_eq!(
             PurchaseOutcome::parse("TOO_MANY_ATTEMPTS"),
@@ -208,7 +264,9 @@ mod tests {
             "OK",
             "OK|x",
             "DUPLICATE|junk",
+            "SOLD_OUT",
             "SOLD_OUT|1",
+            "SOLD_OUT|x|1",
             "sold_out",
         ] {
             assert!(PurchaseOutcome::parse(bad).is_err(), "{bad}");
@@ -217,14 +275,28 @@ mod tests {
 
     #[test]
     fn arm_replies_map_to_outcomes() {
-        let armed = ArmOutcome::parse("ARMED|100|1000|2000").expect("valid");
+        let Ok(ArmOutcome::Whole(armed)) = ArmOutcome::parse("ARMED|100|1000|2000|3") else {
+            panic!("a whole sale");
+        };
         assert!(armed.armed_now);
         assert_eq!(armed.total_stock, 100);
         assert_eq!(armed.window.starts_at.timestamp_millis(), 1000);
         assert_eq!(armed.window.ends_at.timestamp_millis(), 2000);
-        let existing = ArmOutcome::parse("EXISTING|5|1000|2000").expect("valid");
+        assert_eq!(armed.restored, 3);
+        let Ok(ArmOutcome::Whole(existing)) = ArmOutcome::parse("EXISTING|5|1000|2000|0") else {
+            panic!("a whole sale");
+        };
         assert!(!existing.armed_now);
-        for bad in ["", "ARMED", "EXISTING|||", "ARMED|-1|0|0", "NEW|1|2|3"] {
+        assert_eq!(ArmOutcome::parse("NOT_ARMED"), Ok(ArmOutcome::NotArmed));
+        for bad in [
+            "",
+            "ARMED",
+            "EXISTING||||",
+            "ARMED|-1|0|0|0",
+            "ARMED|1|0|0",
+            "ARMED|1|0|0|0|0",
+            "NEW|1|2|3|0",
+        ] {
             assert!(ArmOutcome::parse(bad).is_err(), "{bad}");
         }
     }

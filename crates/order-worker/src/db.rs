@@ -94,6 +94,40 @@ pub async fn insert_orders(
         .await
 }
 
+/// Which of `users` have an order in `sale`, and which: (user id, order id).
+pub async fn orders_of_users(
+    conn: &mut AsyncPgConnection,
+    sale: &str,
+    users: &[&str],
+) -> QueryResult<Vec<(String, uuid::Uuid)>> {
+    orders::table
+        .filter(orders::sale_id.eq(sale))
+        .filter(orders::user_id.eq_any(users))
+        .select((orders::user_id, orders::id))
+        .load(conn)
+        .await
+}
+
+/// One page of a sale's orders, in id order after `after`:
+/// (order id, user id, purchase time).
+pub async fn orders_page(
+    conn: &mut AsyncPgConnection,
+    sale: &str,
+    after: Option<uuid::Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<(uuid::Uuid, String, chrono::DateTime<chrono::Utc>)>> {
+    let mut query = orders::table
+        .filter(orders::sale_id.eq(sale))
+        .select((orders::id, orders::user_id, orders::created_at))
+        .order(orders::id)
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(orders::id.gt(after));
+    }
+    query.load(conn).await
+}
+
 /// How many orders a sale has in PostgreSQL.
 pub async fn count_orders(conn: &mut AsyncPgConnection, sale: &str) -> QueryResult<i64> {
     orders::table

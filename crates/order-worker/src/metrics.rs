@@ -6,7 +6,9 @@
 //!   of orders); `jobs_total{result}`: orders, persisted | duplicate | conflict
 //! - `db_query_duration_seconds{query}`: histogram
 //! - `queue_depth{state}`: scheduled | active jobs waiting in Redis
-//! - `reconciler_passes_total{result}`, `reconciler_repaired_total`
+//! - `reconciler_passes_total{result}`; `reconciler_repaired_total`: ledger
+//!   entries persisted as rows; `ledger_restored_total`: rows put back into
+//!   a ledger Redis lost them from
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -60,8 +62,13 @@ pub fn queue_depth(scheduled: u64, active: u64) {
     metrics::gauge!("flash_sale_queue_depth", "state" => "active").set(active as f64);
 }
 
-pub fn reconciler_pass(ok: bool, repaired: usize) {
-    let result = if ok { "ok" } else { "error" };
+pub fn reconciler_pass(pass: Option<&crate::reconcile::Pass>) {
+    let result = if pass.is_some() { "ok" } else { "error" };
     metrics::counter!("flash_sale_reconciler_passes_total", "result" => result).increment(1);
+    let repaired = pass.map_or(0, |p| p.repaired);
     metrics::counter!("flash_sale_reconciler_repaired_total").increment(repaired as u64);
+}
+
+pub fn ledger_restored(count: usize) {
+    metrics::counter!("flash_sale_ledger_restored_total").increment(count as u64);
 }

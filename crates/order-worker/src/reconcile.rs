@@ -1,38 +1,58 @@
-//! The reconciler: persists confirmed purchases that never became order rows.
+//! The reconciler: makes each sale's Redis ledger and its PostgreSQL rows
+//! agree, in both directions.
 //!
-//! The Redis ledger (`{sale:ID}:buyers`) is written atomically with the
-//! stock change, so it is the record of every 201. A job can still go
-//! missing: the push failed, the api died between script and push, apalis
-//! parked the job as dead after its retries, or the queue jammed. Whatever
-//! the cause, comparing the ledger with PostgreSQL finds it, and the insert
-//! is idempotent, so racing the normal job path is harmless.
+//! - Ledger -> rows. The ledger (`{sale:ID}:buyers`) is written atomically
+//!   with the stock change, so it is the record of every 201. A job can
+//!   still go missing: the push failed, the api died between script and
+//!   push, apalis parked the job as dead, or the queue jammed. Entries older
+//!   than the grace with no row are persisted here (idempotent inserts, so
+//!   racing the job path is harmless).
+//! - Rows -> ledger. Redis can lose the newest writes (a crash between
+//!   fsyncs, a failover to a replica that lagged). A row whose ledger entry
+//!   vanished would let its buyer buy again and leaves its unit in the
+//!   stock. Such rows are put back into the ledger and out of the stock
+//!   (`lua/arm.lua`, merge mode); a row always wins over a ledger entry of
+//!   the same user with another order, since the row is the order that
+//!   stands.
+//!
+//! Both walk the whole sale a page at a time, so a pass is skipped only
+//! when the sale's ledger size and row count are the ones the last pass
+//! found in agreement.
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+    time::Duration,
+};
 
-use chrono::Utc;
-use domain::{LedgerEntry, PersistOrder, SaleId, UserId};
+use chrono::{DateTime, Utc};
+use domain::{
+    scripts::{arm_args, ARM_LUA},
+    ArmMode, ArmOutcome, LedgerEntry, OrderId, PersistOrder, SaleId, SaleKeys, UserId,
+};
 use fred::{
     clients::Client,
     prelude::{ClientLike, HashesInterface},
-    types::{scan::Scanner, Key},
+    types::{scan::Scanner, scripts::Script, Key},
 };
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, PgPool};
 
-/// Ledger entries read and checked per round trip.
+/// Ledger entries or rows read and checked per round trip.
 const BATCH: u32 = 500;
 
 /// The longest one pass may take: a call that never returns must not stop
-/// the reconciler for good (the next pass starts over; inserts are idempotent).
+/// the reconciler for good (the next pass starts over; every step is
+/// idempotent).
 const PASS_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct ReconcileSettings {
     /// Time between passes.
     pub interval: Duration,
-    /// Entries younger than this are left to their job.
+    /// Ledger entries younger than this are left to their job.
     pub grace: Duration,
     /// Glob of the sale ids to reconcile (`*`: every sale in this Redis).
     pub sales: String,
@@ -43,13 +63,28 @@ pub struct Reconciler {
     redis: Client,
     pool: PgPool,
     settings: ReconcileSettings,
+    merge: Script,
+    /// Per sale, the (ledger size, row count) the last pass found in agreement.
+    agreed: Mutex<HashMap<SaleId, (u64, i64)>>,
 }
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {
     pub sales: usize,
+    /// Ledger entries persisted as rows.
     pub repaired: usize,
+    /// Rows put back into a ledger.
+    pub restored: usize,
+}
+
+/// What one sale's check found.
+#[derive(Debug, Default)]
+struct SaleCheck {
+    repaired: usize,
+    restored: usize,
+    /// Something is left for later: young entries, a sale not whole.
+    unsettled: bool,
 }
 
 impl Reconciler {
@@ -58,6 +93,8 @@ impl Reconciler {
             redis,
             pool,
             settings,
+            merge: Script::from_lua(ARM_LUA),
+            agreed: Mutex::default(),
         }
     }
 
@@ -77,18 +114,14 @@ impl Reconciler {
                     pass.unwrap_or_else(|_| Err(anyhow::anyhow!("pass timed out after {PASS_TIMEOUT:?}")))
                 }
             };
-            crate::metrics::reconciler_pass(
-                pass.is_ok(),
-                pass.as_ref().map(|p| p.repaired).unwrap_or(0),
-            );
+            crate::metrics::reconciler_pass(pass.as_ref().ok());
             match pass {
-                Ok(pass) if pass.repaired > 0 => {
-                    tracing::warn!(
-                        repaired = pass.repaired,
-                        sales = pass.sales,
-                        "reconciler persisted missing orders"
-                    )
-                }
+                Ok(pass) if pass.repaired + pass.restored > 0 => tracing::warn!(
+                    repaired = pass.repaired,
+                    restored = pass.restored,
+                    sales = pass.sales,
+                    "reconciler persisted missing orders or restored lost ledger entries"
+                ),
                 Ok(pass) => tracing::debug!(sales = pass.sales, "reconciler pass: nothing missing"),
                 Err(error) => tracing::warn!(
                     error = format!("{error:#}"),
@@ -103,7 +136,9 @@ impl Reconciler {
         let mut pass = Pass::default();
         for sale in self.sales().await? {
             pass.sales += 1;
-            pass.repaired += self.reconcile_sale(&sale).await?;
+            let check = self.reconcile_sale(&sale).await?;
+            pass.repaired += check.repaired;
+            pass.restored += check.restored;
         }
         Ok(pass)
     }
@@ -128,21 +163,40 @@ impl Reconciler {
             .collect())
     }
 
-    /// Persists the sale's ledger entries missing from PostgreSQL.
-    async fn reconcile_sale(&self, sale: &SaleId) -> anyhow::Result<usize> {
-        let keys = domain::SaleKeys::new(sale);
-        let ledger_len: usize = self.redis.hlen(keys.buyers()).await?;
-        let mut conn = self.pool.get().await?;
-        let persisted = db::count_orders(&mut conn, sale.as_str()).await?;
-        if usize::try_from(persisted).unwrap_or(usize::MAX) >= ledger_len {
-            return Ok(0);
+    async fn reconcile_sale(&self, sale: &SaleId) -> anyhow::Result<SaleCheck> {
+        let keys = SaleKeys::new(sale);
+        let ledger_len: u64 = self.redis.hlen(keys.buyers()).await?;
+        let rows = {
+            let mut conn = self.pool.get().await?;
+            db::count_orders(&mut conn, sale.as_str()).await?
+        };
+        let counts = (ledger_len, rows);
+        if self.agreed.lock().ok().and_then(|a| a.get(sale).copied()) == Some(counts) {
+            return Ok(SaleCheck::default());
         }
+        let mut check = self.ledger_to_rows(sale, &keys).await?;
+        let back = self.rows_to_ledger(sale, &keys).await?;
+        check.restored = back.restored;
+        check.unsettled |= back.unsettled;
+        if let Ok(mut agreed) = self.agreed.lock() {
+            if check.repaired + check.restored == 0 && !check.unsettled {
+                agreed.insert(sale.clone(), counts);
+            } else {
+                agreed.remove(sale);
+            }
+        }
+        Ok(check)
+    }
+
+    /// Persists the ledger entries older than the grace that have no row.
+    async fn ledger_to_rows(&self, sale: &SaleId, keys: &SaleKeys) -> anyhow::Result<SaleCheck> {
         let settled_before = Utc::now() - self.settings.grace;
-        let mut repaired = 0;
+        let mut check = SaleCheck::default();
+        let mut conn = self.pool.get().await?;
         // One page at a time: the next HSCAN is sent when the page is done with.
         let mut pages = std::pin::pin!(self.redis.hscan(keys.buyers(), "*", Some(BATCH)));
         while let Some(mut page) = pages.try_next().await? {
-            let jobs: Vec<PersistOrder> = page
+            let entries: Vec<PersistOrder> = page
                 .take_results()
                 .map(|map| map.inner())
                 .unwrap_or_default()
@@ -150,31 +204,32 @@ impl Reconciler {
                 .filter_map(|(user, entry)| {
                     order_of(sale, user.as_str()?, entry.as_str()?.as_ref())
                 })
-                .filter(|job| job.purchased_at < settled_before)
                 .collect();
-            repaired += self.persist_missing(&mut conn, jobs).await?;
+            let users: Vec<&str> = entries.iter().map(|o| o.user_id.as_str()).collect();
+            let with_rows: HashSet<String> = db::orders_of_users(&mut conn, sale.as_str(), &users)
+                .await?
+                .into_iter()
+                .map(|(user, _)| user)
+                .collect();
+            let (settled, young): (Vec<PersistOrder>, Vec<PersistOrder>) = entries
+                .into_iter()
+                .filter(|o| !with_rows.contains(o.user_id.as_str()))
+                .partition(|o| o.purchased_at < settled_before);
+            check.unsettled |= !young.is_empty();
+            check.repaired += self.persist_missing(&mut conn, settled).await?;
             page.next();
         }
-        Ok(repaired)
+        Ok(check)
     }
 
     async fn persist_missing(
         &self,
         conn: &mut diesel_async::AsyncPgConnection,
-        jobs: Vec<PersistOrder>,
+        missing: Vec<PersistOrder>,
     ) -> anyhow::Result<usize> {
-        if jobs.is_empty() {
+        if missing.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.order_id.as_uuid()).collect();
-        let existing: HashSet<uuid::Uuid> = db::existing_order_ids(conn, &ids)
-            .await?
-            .into_iter()
-            .collect();
-        let missing: Vec<PersistOrder> = jobs
-            .into_iter()
-            .filter(|j| !existing.contains(&j.order_id.as_uuid()))
-            .collect();
         for job in &missing {
             tracing::info!(order.id = %job.order_id, sale.id = %job.sale_id, user.id = %job.user_id, "reconciling order missing from PostgreSQL");
         }
@@ -184,6 +239,78 @@ impl Reconciler {
         crate::metrics::persisted("reconciler", inserted);
         Ok(inserted)
     }
+
+    /// Puts rows whose ledger entry is missing (or names another order)
+    /// back into the ledger and out of the stock.
+    async fn rows_to_ledger(&self, sale: &SaleId, keys: &SaleKeys) -> anyhow::Result<SaleCheck> {
+        let mut check = SaleCheck::default();
+        let mut conn = self.pool.get().await?;
+        let mut after = None;
+        loop {
+            let page = db::orders_page(&mut conn, sale.as_str(), after, i64::from(BATCH)).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.0);
+            let users: Vec<&str> = page.iter().map(|(_, user, _)| user.as_str()).collect();
+            let held: Vec<Option<String>> = self.redis.hmget(keys.buyers(), users).await?;
+            let lost: Vec<(String, LedgerEntry)> = page
+                .iter()
+                .zip(held)
+                .filter(|((id, _, _), held)| !holds(held.as_deref(), *id))
+                .map(|(row, _)| ledger_entry(row))
+                .collect();
+            if lost.is_empty() {
+                continue;
+            }
+            for (user, entry) in &lost {
+                tracing::warn!(order.id = %entry.order_id, sale.id = %sale, user.id = %user, "order row missing from the Redis ledger; putting it back");
+            }
+            match self.merge(keys, &lost).await? {
+                ArmOutcome::Whole(merged) => {
+                    let restored = usize::try_from(merged.restored).unwrap_or(usize::MAX);
+                    crate::metrics::ledger_restored(restored);
+                    check.restored += restored;
+                    // Entries corrected to another order count as repairs too.
+                    check.unsettled |= restored < lost.len();
+                }
+                ArmOutcome::NotArmed => {
+                    // Partly lost: the api rebuilds it from every row on its next request.
+                    tracing::warn!(sale.id = %sale, "sale not whole in Redis; leaving it to the api's re-arm");
+                    check.unsettled = true;
+                    break;
+                }
+            }
+        }
+        Ok(check)
+    }
+
+    async fn merge(
+        &self,
+        keys: &SaleKeys,
+        lost: &[(String, LedgerEntry)],
+    ) -> anyhow::Result<ArmOutcome> {
+        let keys = vec![keys.meta(), keys.stock(), keys.buyers()];
+        let reply: String = self
+            .merge
+            .evalsha_with_reload(&self.redis, keys, arm_args(ArmMode::Merge, lost))
+            .await?;
+        Ok(ArmOutcome::parse(&reply)?)
+    }
+}
+
+/// Whether a ledger entry holds the order `id`.
+fn holds(entry: Option<&str>, id: uuid::Uuid) -> bool {
+    entry
+        .and_then(|raw| LedgerEntry::parse(raw).ok())
+        .is_some_and(|entry| entry.order_id.as_uuid() == id)
+}
+
+fn ledger_entry(row: &(uuid::Uuid, String, DateTime<Utc>)) -> (String, LedgerEntry) {
+    let (id, user, created_at) = row;
+    let entry = LedgerEntry {
+        order_id: OrderId::from(*id),
+        purchased_at: *created_at,
+    };
+    (user.clone(), entry)
 }
 
 fn sale_of(key: &str) -> Option<SaleId> {
@@ -218,5 +345,15 @@ mod tests {
         );
         assert_eq!(sale_of("{sale:bf-26}:stock"), None);
         assert_eq!(sale_of("other"), None);
+    }
+
+    #[test]
+    fn a_ledger_entry_holds_only_its_own_order() {
+        let id = uuid::Uuid::now_v7();
+        let entry = format!("{id}|1772359200123");
+        assert!(holds(Some(&entry), id));
+        assert!(!holds(Some(&entry), uuid::Uuid::now_v7()));
+        assert!(!holds(None, id));
+        assert!(!holds(Some("junk"), id));
     }
 }

@@ -38,7 +38,7 @@ pub async fn status(
         }
     };
     let Some(stock) = reading.stock else {
-        state.into_inner().heal();
+        state.healer.heal();
         return Err(ApiError::NotArmed);
     };
     // The phase on Redis's clock: the one the purchase script judges by.

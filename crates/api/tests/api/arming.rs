@@ -3,12 +3,8 @@ use std::time::Duration;
 use domain::SaleKeys;
 use serde_json::Value;
 
-use crate::{
-    helpers::{
-        create_database, forget_sale, redis_get, spawn_app_with, wait_for_orders, TestConfig,
-        DEAD_DATABASE_URL,
-    },
-    persistence::worker_settings,
+use crate::helpers::{
+    forget_sale, redis_get, sale_with_orders, spawn_app_with, TestConfig, DEAD_DATABASE_URL,
 };
 
 #[tokio::test]
@@ -93,30 +89,6 @@ async fn a_sale_missing_from_redis_stays_unarmed_while_postgres_cannot_be_asked(
         "stock must not be re-created"
     );
     assert_eq!(app.get("/api/sale/status").await.status(), 503);
-}
-
-/// A sale with a worker persisting its orders into a fresh database.
-async fn sale_with_orders(
-    stock: u64,
-    buyers: &[&str],
-) -> (TestConfig, String, Vec<Value>, order_worker::WorkerHandle) {
-    let database = create_database().await;
-    let config = TestConfig::active(stock).set("DATABASE_URL", &database);
-    let worker = order_worker::spawn(worker_settings(&config));
-    let app = spawn_app_with(TestConfig {
-        vars: config.vars.clone(),
-    })
-    .await;
-    let mut bodies = Vec::new();
-    for buyer in buyers {
-        let response = app.purchase(buyer).await;
-        assert_eq!(response.status(), 201);
-        bodies.push(response.json().await.expect("json"));
-    }
-    let rows = wait_for_orders(&database, &config.sale_id(), buyers.len()).await;
-    assert_eq!(rows.len(), buyers.len());
-    app.stop().await;
-    (config, database, bodies, worker)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

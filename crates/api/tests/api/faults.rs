@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::{
     helpers::{create_database, spawn_app_with, wait_for_orders_within, TestConfig},
     persistence::worker_settings,
-    support::{free_port, workspace_bin, PrivatePostgres, PrivateRedis, Process},
+    support::{spawn_api_process, workspace_bin, PrivatePostgres, PrivateRedis, Process},
 };
 
 /// One answered purchase.
@@ -415,40 +415,6 @@ async fn an_api_dying_between_script_and_push_loses_no_order() {
     assert_eq!(body["orderId"], order_id);
     assert_eq!(app.sale_status().await["stockRemaining"], 9);
     worker.stop().await.expect("worker stops");
-}
-
-/// The api binary as its own process on a free port, with `extra` variables;
-/// returns it with its base URL once it answers.
-async fn spawn_api_process(config: &TestConfig, extra: &[(&str, &str)]) -> (Process, String) {
-    let port = free_port();
-    let mut vars = config.vars.clone();
-    vars.push(("PORT".into(), port.to_string()));
-    vars.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let process = Process::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_api")), &vars);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_up(&base).await;
-    (process, base)
-}
-
-/// Waits until `base` answers its health check.
-async fn wait_until_up(base: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/api/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{base} did not come up");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -296,3 +296,27 @@ pub fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> 
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
 }
+
+/// A sale with a worker persisting its orders into a fresh database.
+pub async fn sale_with_orders(
+    stock: u64,
+    buyers: &[&str],
+) -> (TestConfig, String, Vec<Value>, order_worker::WorkerHandle) {
+    let database = create_database().await;
+    let config = TestConfig::active(stock).set("DATABASE_URL", &database);
+    let worker = order_worker::spawn(crate::persistence::worker_settings(&config));
+    let app = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let mut bodies = Vec::new();
+    for buyer in buyers {
+        let response = app.purchase(buyer).await;
+        assert_eq!(response.status(), 201);
+        bodies.push(response.json().await.expect("json"));
+    }
+    let rows = wait_for_orders(&database, &config.sale_id(), buyers.len()).await;
+    assert_eq!(rows.len(), buyers.len());
+    app.stop().await;
+    (config, database, bodies, worker)
+}

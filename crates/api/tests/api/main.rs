@@ -10,6 +10,7 @@ mod helpers;
 mod limits;
 mod observability;
 mod openapi;
+mod partial_loss;
 mod persistence;
 mod purchases;
 mod redis_cluster;

@@ -436,3 +436,40 @@ impl Drop for Process {
         self.kill();
     }
 }
+
+/// The api binary as its own process on a free port, with `extra` variables;
+/// returns it with its base URL once it answers.
+pub async fn spawn_api_process(
+    config: &crate::helpers::TestConfig,
+    extra: &[(&str, &str)],
+) -> (Process, String) {
+    let port = free_port();
+    let mut vars = config.vars.clone();
+    vars.push(("PORT".into(), port.to_string()));
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let process = Process::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_api")), &vars);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base).await;
+    (process, base)
+}
+
+/// Waits until `base` answers its health check.
+pub async fn wait_until_up(base: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/api/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{base} did not come up");
+}

@@ -1,12 +1,12 @@
 use actix_web::{post, web, HttpResponse};
-use domain::{OrderId, PersistOrder, PurchaseOutcome, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::{
     error::{ApiError, ErrorBody},
-    metrics,
+    metrics::PurchaseResult,
+    purchase::{self, Outcome},
     state::{AppState, ThreadPaths},
     validation,
 };
@@ -40,17 +40,6 @@ pub struct PurchaseConfirmed {
     order_id: String,
 }
 
-fn outcome_label(outcome: &PurchaseOutcome) -> &'static str {
-    match outcome {
-        PurchaseOutcome::Confirmed { .. } => "confirmed",
-        PurchaseOutcome::Duplicate(_) => "duplicate",
-        PurchaseOutcome::SoldOut => "sold_out",
-        PurchaseOutcome::TooManyAttempts => "too_many_attempts",
-        PurchaseOutcome::NotArmed => "not_armed",
-        PurchaseOutcome::NotStarted | PurchaseOutcome::Ended => "not_active",
-    }
-}
-
 /// Attempt a purchase: validate, check the window, run the purchase script,
 /// queue the order, answer 201.
 #[utoipa::path(
@@ -76,109 +65,32 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let user = validation::purchase_body(&body)
         .map_err(ApiError::Validation)
-        .inspect_err(|_| state.metrics.purchase("invalid"))?;
-    if let Some(buyers) = state.sold_out.buyers() {
-        return sold_out_answer(&state, buyers, &user);
-    }
-    // The window is judged in the script, on Redis's clock: replicas whose
-    // own clocks disagree still agree on whether the sale is open.
-
-    let order_id = OrderId::new();
-    let outcome = paths
-        .inventory()
-        .purchase(&user, order_id, state.attempt_limit, &state.sale.window)
+        .inspect_err(|_| state.metrics.purchase(PurchaseResult::Invalid))?;
+    let outcome = purchase::decide(&state, &paths, user)
         .await
         .inspect_err(|e| {
-            state.metrics.purchase("error");
+            state.metrics.purchase(PurchaseResult::Error);
             tracing::error!(error = ?e, "purchase script failed");
         })?;
-    state.metrics.purchase(outcome_label(&outcome));
-    if matches!(
-        outcome,
-        PurchaseOutcome::Confirmed { .. } | PurchaseOutcome::SoldOut | PurchaseOutcome::NotArmed
-    ) {
-        state.stock_changes.seen();
-    }
+    state.metrics.purchase(outcome.counted_as());
+    answer(outcome, state.attempt_limit.max_attempts)
+}
+
+/// The HTTP answer of an outcome.
+fn answer(outcome: Outcome, max_attempts: u32) -> Result<HttpResponse, ApiError> {
     match outcome {
-        PurchaseOutcome::Confirmed {
-            purchased_at,
-            stock_left,
-        } => {
-            crate::failpoint::crash_if("after-purchase-script");
-            state.metrics.stock(stock_left);
-            state.feed.observe(stock_left);
-            if stock_left == 0 {
-                state.sold_out.seen(&state.inventory).await;
-            }
-            tracing::Span::current().record("order.id", tracing::field::display(order_id));
-            queue_order(&state, &paths, order_id, user, purchased_at).await;
+        Outcome::Confirmed { order_id, .. } => {
             Ok(HttpResponse::Created().json(PurchaseConfirmed {
                 success: true,
                 message: "Purchase confirmed!",
                 order_id: order_id.to_string(),
             }))
         }
-        PurchaseOutcome::Duplicate(entry) => Err(ApiError::AlreadyPurchased(entry)),
-        PurchaseOutcome::SoldOut => {
-            state.metrics.stock(0);
-            state.feed.observe(0);
-            state.sold_out.seen(&state.inventory).await;
-            Err(ApiError::SoldOut)
-        }
-        PurchaseOutcome::TooManyAttempts => Err(ApiError::TooManyAttempts {
-            max: state.attempt_limit.max_attempts,
-        }),
-        PurchaseOutcome::NotStarted => Err(ApiError::SaleNotStarted),
-        PurchaseOutcome::Ended => Err(ApiError::SaleEnded),
-        PurchaseOutcome::NotArmed => {
-            tracing::error!(sale.id = %state.sale.id, "sale keys missing in redis; re-arming");
-            state.into_inner().heal();
-            Err(ApiError::NotArmed)
-        }
-    }
-}
-
-/// Queues the order (in a job with the other orders of the moment). The purchase is already confirmed in the Redis
-/// ledger, so a failed push does not fail the purchase: the worker's
-/// reconciler persists ledger entries that never reached PostgreSQL.
-async fn queue_order(
-    state: &AppState,
-    paths: &ThreadPaths,
-    order_id: OrderId,
-    user_id: UserId,
-    purchased_at: chrono::DateTime<chrono::Utc>,
-) {
-    let order = PersistOrder {
-        order_id,
-        sale_id: state.sale.id.clone(),
-        user_id,
-        purchased_at,
-    };
-    let pushed = paths.queue.push(order).await;
-    metrics::job_pushed(pushed.is_ok());
-    if let Err(error) = pushed {
-        tracing::error!(%error, "order job not queued; the reconciler will persist it");
-    }
-}
-
-/// The answer of a sold-out sale, from the frozen buyer set: no Redis call.
-fn sold_out_answer(
-    state: &AppState,
-    buyers: &std::collections::HashMap<String, domain::LedgerEntry>,
-    user: &UserId,
-) -> Result<HttpResponse, ApiError> {
-    if state.feed.redis_now() > state.sale.window.ends_at {
-        state.metrics.purchase("not_active");
-        return Err(ApiError::SaleEnded);
-    }
-    match crate::soldout::SoldOut::entry(buyers, user) {
-        Some(entry) => {
-            state.metrics.purchase("duplicate");
-            Err(ApiError::AlreadyPurchased(entry))
-        }
-        None => {
-            state.metrics.purchase("sold_out");
-            Err(ApiError::SoldOut)
-        }
+        Outcome::Duplicate(entry) => Err(ApiError::AlreadyPurchased(entry)),
+        Outcome::SoldOut => Err(ApiError::SoldOut),
+        Outcome::TooManyAttempts => Err(ApiError::TooManyAttempts { max: max_attempts }),
+        Outcome::NotStarted => Err(ApiError::SaleNotStarted),
+        Outcome::Ended => Err(ApiError::SaleEnded),
+        Outcome::NotArmed => Err(ApiError::NotArmed),
     }
 }

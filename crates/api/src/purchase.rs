@@ -1,0 +1,117 @@
+//! Deciding a purchase: answered in-process while the sale is known sold
+//! out, else by the purchase script; then queued if confirmed.
+
+use chrono::{DateTime, Utc};
+use domain::{LedgerEntry, OrderId, PersistOrder, PurchaseOutcome, UserId};
+
+use crate::{
+    inventory::InventoryError,
+    metrics::{self, PurchaseResult},
+    soldout,
+    state::{AppState, ThreadPaths},
+};
+
+/// What a purchase came to, as the buyer is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Confirmed {
+        order_id: OrderId,
+        purchased_at: DateTime<Utc>,
+    },
+    Duplicate(LedgerEntry),
+    SoldOut,
+    TooManyAttempts,
+    /// The sale is missing or partly lost in Redis; it is being re-armed.
+    NotArmed,
+    NotStarted,
+    Ended,
+}
+
+impl Outcome {
+    /// How `flash_sale_purchases_total` counts it.
+    pub fn counted_as(&self) -> PurchaseResult {
+        match self {
+            Self::Confirmed { .. } => PurchaseResult::Confirmed,
+            Self::Duplicate(_) => PurchaseResult::Duplicate,
+            Self::SoldOut => PurchaseResult::SoldOut,
+            Self::TooManyAttempts => PurchaseResult::TooManyAttempts,
+            Self::NotArmed => PurchaseResult::NotArmed,
+            Self::NotStarted | Self::Ended => PurchaseResult::NotActive,
+        }
+    }
+
+    fn of_script(order_id: OrderId, reply: PurchaseOutcome) -> Self {
+        match reply {
+            PurchaseOutcome::Confirmed { purchased_at, .. } => Self::Confirmed {
+                order_id,
+                purchased_at,
+            },
+            PurchaseOutcome::Duplicate(entry) => Self::Duplicate(entry),
+            PurchaseOutcome::SoldOut { .. } => Self::SoldOut,
+            PurchaseOutcome::TooManyAttempts => Self::TooManyAttempts,
+            PurchaseOutcome::NotArmed => Self::NotArmed,
+            PurchaseOutcome::NotStarted => Self::NotStarted,
+            PurchaseOutcome::Ended => Self::Ended,
+        }
+    }
+}
+
+impl From<soldout::Answer> for Outcome {
+    fn from(answer: soldout::Answer) -> Self {
+        match answer {
+            soldout::Answer::Ended => Self::Ended,
+            soldout::Answer::Duplicate(entry) => Self::Duplicate(entry),
+            soldout::Answer::SoldOut => Self::SoldOut,
+        }
+    }
+}
+
+/// Decides `user`'s purchase; a confirmed one is queued before this returns.
+pub async fn decide(
+    state: &AppState,
+    paths: &ThreadPaths,
+    user: UserId,
+) -> Result<Outcome, InventoryError> {
+    if let Some(answer) = state.sold_out.answer(&user, &state.sale.window) {
+        return Ok(answer.into());
+    }
+    // The window is judged in the script, on Redis's clock: replicas whose
+    // own clocks disagree still agree on whether the sale is open.
+    let order_id = OrderId::new();
+    let reply = paths
+        .inventory()
+        .purchase(&user, order_id, state.attempt_limit, &state.sale.window)
+        .await?;
+    state.after_purchase(&reply).await;
+    let outcome = Outcome::of_script(order_id, reply);
+    if let Outcome::Confirmed { purchased_at, .. } = outcome {
+        crate::failpoint::crash_if("after-purchase-script");
+        tracing::Span::current().record("order.id", tracing::field::display(order_id));
+        queue_order(state, paths, order_id, user, purchased_at).await;
+    }
+    Ok(outcome)
+}
+
+/// Queues the order (in a job with the other orders of the moment). The
+/// purchase is already confirmed in the Redis ledger, so a failed push does
+/// not fail the purchase: the worker's reconciler persists ledger entries
+/// that never reached PostgreSQL.
+async fn queue_order(
+    state: &AppState,
+    paths: &ThreadPaths,
+    order_id: OrderId,
+    user_id: UserId,
+    purchased_at: DateTime<Utc>,
+) {
+    let order = PersistOrder {
+        order_id,
+        sale_id: state.sale.id.clone(),
+        user_id,
+        purchased_at,
+    };
+    let pushed = paths.queue.push(order).await;
+    metrics::job_pushed(pushed.is_ok());
+    if let Err(error) = pushed {
+        tracing::error!(%error, "order job not queued; the reconciler will persist it");
+    }
+}

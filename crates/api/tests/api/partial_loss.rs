@@ -1,0 +1,266 @@
+//! Redis losing part of a sale: keys vanishing while it is armed, a ledger
+//! or meta gone with the stock still there, ledger entries lost (a failover
+//! to a replica that lagged). None of it may sell a unit twice or leave a
+//! buyer with a second 201.
+
+use std::time::Duration;
+
+use api::{
+    arming::{self, Wanted},
+    inventory::Inventory,
+    Settings,
+};
+use domain::SaleKeys;
+use fred::prelude::{HashesInterface, KeysInterface, LuaInterface};
+use serde_json::Value;
+
+use crate::{
+    helpers::{
+        create_database, forget_sale, redis, sale_with_orders, spawn_app_with, TestApp, TestConfig,
+    },
+    persistence::worker_settings,
+    support::spawn_api_process,
+};
+
+/// Purchases `user` until the answer is not 503 (the sale being re-armed),
+/// for at most `limit`; returns the last answer's status and body.
+async fn purchase_once_healed(app: &TestApp, user: &str, limit: Duration) -> (u16, Value) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let response = app.purchase(user).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status != 503 || tokio::time::Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn arming_while_the_keys_vanish_never_resets_the_stock_to_full() {
+    let (config, database, _bodies, worker) =
+        sale_with_orders(5, &["race-1", "race-2", "race-3"]).await;
+    worker.stop().await.expect("worker stops");
+    let settings = Settings::from_env(&config.env()).expect("settings");
+    let keys = SaleKeys::new(&config.sale_id());
+    let inventory = Inventory::connect(&settings.redis, 2, keys.clone())
+        .await
+        .expect("connect");
+    let db = api::db::pool(&settings.database);
+    let wanted = Wanted {
+        id: config.sale_id(),
+        total: 5,
+        window: settings.sale.window,
+    };
+    // A deleter that reads the stock and deletes the sale in one step, as
+    // fast as it can: whatever stock arming ever wrote, it sees.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let deleter = {
+        let (stop, keys) = (stop.clone(), keys.clone());
+        tokio::spawn(async move {
+            let redis = redis().await;
+            let mut seen = Vec::new();
+            while !stop.is_cancelled() {
+                let stock: Option<String> = redis
+                    .eval(
+                        "local s = redis.call('GET', KEYS[1]) redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) return s",
+                        vec![keys.stock(), keys.meta(), keys.buyers()],
+                        Vec::<String>::new(),
+                    )
+                    .await
+                    .expect("EVAL");
+                seen.extend(stock);
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    };
+
+    for _ in 0..300 {
+        let _ = arming::ensure_armed(&inventory, &db, &wanted).await;
+    }
+    stop.cancel();
+    let seen = deleter.await.expect("deleter");
+
+    assert!(!seen.is_empty(), "arming ran while the keys were deleted");
+    assert!(
+        seen.iter().all(|stock| stock == "2"),
+        "every stock written is total minus the 3 persisted orders: {seen:?}"
+    );
+    drop(database);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sale_whose_ledger_is_lost_gives_no_second_201_and_is_rebuilt_from_postgres() {
+    let (config, _db, bodies, worker) = sale_with_orders(5, &["ll-1", "ll-2", "ll-3"]).await;
+    let app = spawn_app_with(config).await;
+    let _: i64 = redis().await.del(app.keys().buyers()).await.expect("DEL");
+
+    let first = app.purchase("ll-2").await.status();
+    let (status, body) = purchase_once_healed(&app, "ll-2", Duration::from_secs(5)).await;
+
+    assert_eq!(first, 503, "a stock without its ledger is not sold from");
+    assert_eq!(status, 409, "the earlier buyer is known again");
+    assert_eq!(body["orderId"], bodies[1]["orderId"]);
+    assert_eq!(app.sale_status().await["stockRemaining"], 2);
+    worker.stop().await.expect("worker stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sale_whose_meta_is_lost_is_repaired_by_a_new_api() {
+    let (config, _db, bodies, worker) = sale_with_orders(5, &["ml-1", "ml-2"]).await;
+    let keys = SaleKeys::new(&config.sale_id());
+    let _: i64 = redis().await.del(keys.meta()).await.expect("DEL");
+
+    let app = spawn_app_with(config).await;
+
+    let status = app.sale_status().await;
+    assert_eq!(status["totalStock"], 5);
+    assert_eq!(status["stockRemaining"], 3);
+    let again = app.purchase("ml-1").await;
+    assert_eq!(again.status(), 409);
+    let body: Value = again.json().await.expect("json");
+    assert_eq!(body["orderId"], bodies[0]["orderId"]);
+    worker.stop().await.expect("worker stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rows_whose_ledger_entries_vanished_are_put_back_and_taken_out_of_the_stock() {
+    let (config, database, bodies, worker) = sale_with_orders(5, &["fo-1", "fo-2", "fo-3"]).await;
+    worker.stop().await.expect("worker stops");
+    // A failover to a replica that missed the last purchase: its ledger
+    // entry and its stock decrement are both gone, the sale is whole.
+    let keys = SaleKeys::new(&config.sale_id());
+    let redis = redis().await;
+    let _: i64 = redis.hdel(keys.buyers(), "fo-3").await.expect("HDEL");
+    let _: i64 = redis.incr(keys.stock()).await.expect("INCR");
+
+    let config = config
+        .set("RECONCILE_GRACE_MS", 0)
+        .set("DATABASE_URL", &database);
+    let worker = order_worker::spawn(worker_settings(&config));
+    let mut restored = None;
+    for _ in 0..50 {
+        restored = redis
+            .hget::<Option<String>, _, _>(keys.buyers(), "fo-3")
+            .await
+            .expect("HGET");
+        if restored.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let app = spawn_app_with(config).await;
+    let retry = app.purchase("fo-3").await;
+    worker.stop().await.expect("worker stops");
+
+    let order = bodies[2]["orderId"].as_str().expect("orderId");
+    assert!(
+        restored.is_some_and(|entry| entry.starts_with(order)),
+        "the ledger holds fo-3's order again"
+    );
+    assert_eq!(app.sale_status().await["stockRemaining"], 2);
+    assert_eq!(retry.status(), 409);
+    let body: Value = retry.json().await.expect("json");
+    assert_eq!(body["orderId"], order);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_saw_the_sale_sold_out_sells_again_once_a_rebuild_brings_stock_back() {
+    let database = create_database().await;
+    order_worker::db::migrate(&database).await.expect("migrate");
+    let config = TestConfig::active(2).set("DATABASE_URL", &database);
+    let replica = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let kept: Value = replica
+        .purchase("so-kept")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(replica.purchase("so-lost").await.status(), 201);
+    assert_eq!(replica.purchase("so-late").await.status(), 410);
+    // Redis loses the sale with only the first order persisted: the rebuild
+    // puts one unit back on sale.
+    insert_order(&database, &config, "so-kept", &kept["orderId"]).await;
+    forget_sale(&replica.keys()).await;
+    let other = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    assert_eq!(other.sale_status().await["stockRemaining"], 1);
+
+    let (status, _) = purchase_until_not(&replica, "so-late", 410, Duration::from_secs(5)).await;
+
+    assert_eq!(
+        status, 201,
+        "the replica sells the unit the rebuild brought back"
+    );
+    assert_eq!(other.purchase("so-other").await.status(), 410);
+}
+
+/// Purchases `user` until the answer is not `status`, for at most `limit`.
+async fn purchase_until_not(
+    app: &TestApp,
+    user: &str,
+    status: u16,
+    limit: Duration,
+) -> (u16, Value) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let response = app.purchase(user).await;
+        let got = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if got != status || tokio::time::Instant::now() > deadline {
+            return (got, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn insert_order(database: &str, config: &TestConfig, user: &str, order: &Value) {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let mut conn = AsyncPgConnection::establish(database)
+        .await
+        .expect("connect");
+    diesel::sql_query(
+        "INSERT INTO orders (id, sale_id, user_id, created_at) VALUES ($1::uuid, $2, $3, now())",
+    )
+    .bind::<diesel::sql_types::Text, _>(order.as_str().expect("orderId"))
+    .bind::<diesel::sql_types::Text, _>(config.sale_id().as_str())
+    .bind::<diesel::sql_types::Text, _>(user)
+    .execute(&mut conn)
+    .await
+    .expect("insert");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sold_out_replica_judges_the_end_on_redis_clock_not_its_own() {
+    // The sale ends in an hour; this replica's clock is two hours ahead.
+    let config = TestConfig::active(1).set(
+        "SALE_END_TIME",
+        (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+    );
+    let (_api, base) = spawn_api_process(&config, &[("FLASH_SALE_CLOCK_SKEW_MS", "7200000")]).await;
+    let client = reqwest::Client::new();
+    let buy = |user: &'static str| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            client
+                .post(format!("{base}/api/purchases"))
+                .json(&serde_json::json!({ "userId": user }))
+                .send()
+                .await
+                .expect("purchase")
+                .status()
+                .as_u16()
+        }
+    };
+
+    let statuses = [buy("sk-1").await, buy("sk-2").await, buy("sk-3").await];
+
+    assert_eq!(statuses, [201, 410, 410], "sold out, not ended");
+}
