@@ -6,7 +6,7 @@ CARGO ?= cargo
 N ?= 3
 M ?= 2
 
-.PHONY: help run run-cluster validate-deploy build build-loadtest test test-rust test-frontend test-unit lint fmt migrate bench bench-aof loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
+.PHONY: help run run-cluster validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-aof loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,7 +20,7 @@ run-cluster: build ## N api replicas + M workers behind haproxy on :8080 (make r
 build: ## Build the release binaries (api, order-worker)
 	$(CARGO) build --release --bins
 
-test: test-rust test-frontend ## Run every test: Rust (real Redis + PostgreSQL, started if needed) and the storefront (Vitest + Chromium)
+test: test-rust test-frontend test-scripts ## Run every test: Rust (real Redis + PostgreSQL, started if needed), the storefront (Vitest + Chromium), the scripts
 
 test-rust: ## The Rust unit, integration and fault-injection tests
 	@deploy/local/ensure-tools.sh redis-server:redis-server redis-cli:redis-tools haproxy:haproxy
@@ -37,6 +37,9 @@ test-rust: ## The Rust unit, integration and fault-injection tests
 
 test-frontend: ## The storefront: Vitest units, build, Playwright in Debian's Chromium against the real stack
 	@deploy/local/frontend-test.sh
+
+test-scripts: ## The scripts' own tests (loadtest/tests/*.sh): make loadtest fails when a scenario fails
+	@for t in loadtest/tests/*.sh; do bash "$$t" || exit 1; done
 
 test-unit: ## Unit tests only (no services needed)
 	$(CARGO) test --workspace --lib --bins

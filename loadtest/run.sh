@@ -7,7 +7,13 @@
 # scenario then gets its own api + worker (release build) with the sale and
 # limits it needs, on LOADTEST_PORT (3300), stopped when it is done.
 # Results: loadtest/results/<scenario>-<time>.json (git-ignored).
-# SUSTAINED_RATE / SUSTAINED_SECONDS change the sustained scenario (500/60).
+# SUSTAINED_RATE / SUSTAINED_SECONDS change the sustained scenario (500/60);
+# stack.sh lists the other knobs.
+#
+# `all` runs each scenario as its own invocation of this script, so errexit
+# holds inside it (bash ignores `set -e` in a function called from `||`): a
+# scenario stops at its first failing step and stops its processes, the
+# others still run, and `all` exits 1 naming the ones that failed.
 set -euo pipefail
 # shellcheck source=loadtest/stack.sh
 . "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
@@ -17,9 +23,6 @@ cd "$ROOT"
 : "${SUSTAINED_RATE:=500}"
 : "${SUSTAINED_SECONDS:=60}"
 URL="http://127.0.0.1:$LOADTEST_PORT"
-
-stack_services
-trap stack_stop EXIT
 
 loadtest() { "$BIN/loadtest" "$@" --url "$URL" --database-url "$DATABASE_URL" --results "$ROOT/loadtest/results"; }
 
@@ -54,11 +57,24 @@ soldout() {
 }
 
 case "${1:-}" in
-  burst | dedup | sustained | soldout) "$1" ;;
+  burst | dedup | sustained | soldout) ;;
   all)
-    status=0
-    for scenario in burst dedup sustained soldout; do "$scenario" || status=1; done
-    exit "$status"
+    # One run id for every scenario: their sales, queue and logs go together.
+    export LOADTEST_RUN_ID="$RUN_ID"
+    failed=()
+    for scenario in burst dedup sustained soldout; do
+      bash "$ROOT/loadtest/run.sh" "$scenario" || failed+=("$scenario")
+    done
+    if [ "${#failed[@]}" -gt 0 ]; then
+      stack_say "failed: ${failed[*]}"
+      exit 1
+    fi
+    stack_say "every scenario passed"
+    exit 0
     ;;
   *) echo "usage: $0 burst|dedup|sustained|soldout|all" >&2; exit 2 ;;
 esac
+
+stack_services
+trap stack_stop EXIT
+"$1"

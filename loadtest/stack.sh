@@ -12,10 +12,16 @@
 # Every sale is new (its own id, its own keys and rows), so a run never
 # touches `make run`'s demo sale or another run's. IP limits are off: the
 # load comes from one address.
+#
+# Knobs: LOADTEST_BIN_DIR (the release build) for the api, order-worker and
+# loadtest binaries; SKIP_SERVICES=1 to use REDIS_URL / DATABASE_URL as
+# given; LOADTEST_RUN_ID (the time) names the run's sales, queue and logs.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
-RUN_ID="$(date -u +%Y%m%d-%H%M%S)"
+: "${LOADTEST_BIN_DIR:=${CARGO_TARGET_DIR:-$ROOT/target}/release}"
+BIN="$LOADTEST_BIN_DIR"
+: "${LOADTEST_RUN_ID:=$(date -u +%Y%m%d-%H%M%S)}"
+RUN_ID="$LOADTEST_RUN_ID"
 LOGS="$ROOT/loadtest/results/logs"
 STACK_PIDS=()
 WORKER_PIDS=()
@@ -23,11 +29,13 @@ WORKER_PIDS=()
 stack_say() { printf '[stack] %s\n' "$*" >&2; }
 
 stack_services() {
-  (cd "$ROOT" && deploy/local/services.sh up)
-  set -a
-  # shellcheck disable=SC1091
-  . "$ROOT/.run/services.env"
-  set +a
+  if [ -z "${SKIP_SERVICES:-}" ]; then
+    (cd "$ROOT" && deploy/local/services.sh up)
+    set -a
+    # shellcheck disable=SC1091
+    . "$ROOT/.run/services.env"
+    set +a
+  fi
   for bin in api order-worker loadtest; do
     [ -x "$BIN/$bin" ] || { stack_say "missing $BIN/$bin: run 'make build-loadtest'"; return 1; }
   done

@@ -3,6 +3,15 @@
 # behind haproxy (Debian's package), plus Redis and PostgreSQL as `make run`
 # brings them. Ctrl-C (or SIGTERM) stops everything it started.
 #
+# Why Ctrl-C needs care here: bash starts background jobs with SIGINT
+# ignored when job control is off (any script), and a shell that was itself
+# started with SIGINT ignored (a background job of another script, many tool
+# runners) can neither trap nor reset it. The api and the worker catch SIGINT
+# anyway; haproxy does not, so it outlived a Ctrl-C while this script, deaf
+# to SIGINT, never reached its stop trap. So every process starts with SIGINT
+# at its default (a Ctrl-C to the process group reaches each of them), and
+# whatever ends the balancer ends the script, whose EXIT trap stops the rest.
+#
 # Knobs (environment): N, M, LB_PORT (8080), API_PORTS (default 3001..),
 # BIN_DIR (target/release), CLUSTER_DIR (.run/cluster), SKIP_SERVICES=1 to
 # use REDIS_URL / DATABASE_URL as given, and every api/worker variable.
@@ -31,6 +40,9 @@ export TRUSTED_PROXIES
 if [ -z "${API_PORTS:-}" ]; then API_PORTS=$(seq -s ' ' 3001 $((3000 + N))); fi
 
 mkdir -p "$CLUSTER_DIR"
+# SIGINT back at its default in what we start (see above), where env can.
+sigint=()
+if env --default-signal=INT true 2>/dev/null; then sigint=(env --default-signal=INT); fi
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -38,10 +50,12 @@ stop() {
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
 }
-trap stop INT TERM EXIT
+trap stop EXIT
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
 
 for i in $(seq 1 "$M"); do
-  METRICS_PORT="${METRICS_PORT:-$((9090 + i))}" "$BIN_DIR/order-worker" & pids+=($!)
+  METRICS_PORT="${METRICS_PORT:-$((9090 + i))}" "${sigint[@]}" "$BIN_DIR/order-worker" & pids+=($!)
   echo $! > "$CLUSTER_DIR/worker-$i.pid"
 done
 
@@ -49,7 +63,7 @@ servers=""
 i=0
 for port in $API_PORTS; do
   i=$((i + 1))
-  HOST=127.0.0.1 PORT=$port "$BIN_DIR/api" & pids+=($!)
+  HOST=127.0.0.1 PORT=$port "${sigint[@]}" "$BIN_DIR/api" & pids+=($!)
   echo $! > "$CLUSTER_DIR/api-$i.pid"
   servers+="  server api$i 127.0.0.1:$port check"$'\n'
 done
@@ -81,7 +95,7 @@ backend api
   default-server inter 500ms fall 2 rise 2
 $servers
 CFG
-haproxy -f "$CLUSTER_DIR/haproxy.cfg" -db & pids+=($!)
+"${sigint[@]}" haproxy -f "$CLUSTER_DIR/haproxy.cfg" -db & pids+=($!)
 lb=$!
 echo $lb > "$CLUSTER_DIR/haproxy.pid"
 
@@ -95,5 +109,6 @@ done
 echo "[cluster] sale $SALE_ID: $N api replicas ($API_PORTS) and $M workers behind http://127.0.0.1:$LB_PORT"
 touch "$CLUSTER_DIR/ready"
 # A replica or worker dying does not end the cluster (the balancer routes
-# around it); the balancer exiting, or Ctrl-C, does.
+# around it); the balancer exiting, or Ctrl-C, does (the EXIT trap stops
+# the rest).
 wait "$lb" || true

@@ -1,5 +1,10 @@
 //! Scale-out through a real load balancer: `deploy/local/cluster.sh` (what
-//! `make run-cluster` runs) starts api replicas and workers behind haproxy.
+//! `make run-cluster` runs) starts api replicas and workers behind haproxy,
+//! and Ctrl-C or SIGTERM stops every process it started.
+//!
+//! `CLUSTER_SH` runs these tests against another copy of the script (an
+//! older one from git, saved in a `deploy/local/` folder next to a
+//! `demo-sale.sh`), to see a test fail without a fix.
 
 use std::{
     collections::BTreeSet,
@@ -15,20 +20,41 @@ use std::{
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::{
-    helpers::{create_database, wait_for_orders_within, TestConfig},
-    support::{free_port, workspace_bin, Group},
-};
+use crate::helpers::{create_database, wait_for_orders_within, TestConfig};
+use test_support::{free_port, workspace_bin, Group};
 
 struct Cluster {
     base: String,
+    lb: u16,
     dir: PathBuf,
     api_ports: Vec<u16>,
-    _group: Group,
+    group: Group,
+}
+
+/// How the script is started.
+#[derive(Clone, Copy)]
+enum Launch {
+    /// Its own process group with SIGINT at its default: a terminal's
+    /// foreground job, what `make run-cluster` typed at a prompt is.
+    Terminal,
+    /// By a shell that ignores SIGINT, as a background job of any script, a
+    /// CI step or a tool runner is; the script and all it starts inherit
+    /// that. Issue 15's Ctrl-C left haproxy running this way.
+    SigintIgnored,
+}
+
+fn cluster_script() -> String {
+    std::env::var("CLUSTER_SH").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/local/cluster.sh").to_owned()
+    })
 }
 
 impl Cluster {
     async fn start(config: &TestConfig, replicas: usize, workers: usize) -> Self {
+        Self::launch(config, replicas, workers, Launch::Terminal).await
+    }
+
+    async fn launch(config: &TestConfig, replicas: usize, workers: usize, how: Launch) -> Self {
         let dir =
             std::env::temp_dir().join(format!("fs-cluster-{}", uuid::Uuid::new_v4().simple()));
         let lb = free_port();
@@ -57,8 +83,16 @@ impl Cluster {
         ] {
             vars.push((k.to_owned(), v));
         }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/local/cluster.sh");
-        let group = Group::spawn("bash", &[script], &vars);
+        let script = cluster_script();
+        let group = match how {
+            Launch::Terminal => Group::spawn("bash", &[&script], &vars),
+            // `exec` keeps the pid: the group's child is the script itself.
+            Launch::SigintIgnored => Group::spawn(
+                "bash",
+                &["-c", "trap '' INT; exec bash \"$0\"", &script],
+                &vars,
+            ),
+        };
         for _ in 0..300 {
             if dir.join("ready").exists() {
                 break;
@@ -68,9 +102,73 @@ impl Cluster {
         assert!(dir.join("ready").exists(), "the cluster did not come up");
         Self {
             base: format!("http://127.0.0.1:{lb}"),
+            lb,
             dir,
             api_ports,
-            _group: group,
+            group,
+        }
+    }
+
+    /// Every process the script says it started (its `*.pid` files).
+    fn started(&self) -> Vec<(String, u32)> {
+        let entries = std::fs::read_dir(&self.dir).expect("cluster dir");
+        let mut started: Vec<(String, u32)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let process = name.strip_suffix(".pid")?.to_owned();
+                let pid = std::fs::read_to_string(e.path())
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some((process, pid))
+            })
+            .collect();
+        started.sort();
+        started
+    }
+
+    /// Sends `signal` to the script's whole process group, as a terminal's
+    /// Ctrl-C does (`--`: see `test_support::Group`), or to the script alone.
+    fn send(&self, signal: &str, to_group: bool) {
+        let pid = self.group.0.id();
+        let target = if to_group {
+            format!("-{pid}")
+        } else {
+            pid.to_string()
+        };
+        let sent = std::process::Command::new("kill")
+            .args(["-s", signal, "--", &target])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "could not send SIG{signal} to {target}");
+    }
+
+    /// What is left of the cluster `limit` after a stop was asked for:
+    /// empty once the script has exited, every process it started is gone
+    /// and nothing listens on its ports.
+    async fn left_after(&mut self, limit: Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let mut left = Vec::new();
+            if self.group.0.try_wait().expect("try_wait").is_none() {
+                left.push("the script".to_owned());
+            }
+            for (process, pid) in self.started() {
+                if running(pid) {
+                    left.push(format!("{process} (pid {pid})"));
+                }
+            }
+            for port in std::iter::once(self.lb).chain(self.api_ports.iter().copied()) {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    left.push(format!("a listener on :{port}"));
+                }
+            }
+            if left.is_empty() || std::time::Instant::now() > deadline {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -82,6 +180,17 @@ impl Cluster {
             .args(["-KILL", pid.trim()])
             .status();
     }
+}
+
+/// A live process, not a zombie waiting for its parent to reap it.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(!matches!(state, 'Z' | 'X'))
+        })
+        .unwrap_or(false)
 }
 
 fn cluster_config(stock: u64, database: &str) -> TestConfig {
@@ -264,4 +373,45 @@ async fn through_the_balancer_each_client_is_limited_by_its_own_address() {
     assert_eq!(b, [201, 201], "another client has its own quota");
     assert_eq!(c, [201, 201, 429]);
     drop(cluster);
+}
+
+/// Starts a cluster of 2 replicas and 1 worker `how`, checks it serves, asks
+/// it to stop, and asserts that within a few seconds nothing is left.
+async fn assert_stop_leaves_nothing(how: Launch, signal: &str, to_group: bool) {
+    let database = create_database().await;
+    let config = cluster_config(10, &database);
+    let mut cluster = Cluster::launch(&config, 2, 1, how).await;
+    let health = reqwest::get(format!("{}/api/health", cluster.base))
+        .await
+        .expect("the balancer answers");
+    assert_eq!(health.status().as_u16(), 200, "the cluster serves");
+    let started = cluster.started();
+    let names: Vec<&str> = started.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["api-1", "api-2", "haproxy", "worker-1"]);
+    assert!(started.iter().all(|&(_, pid)| running(pid)));
+
+    cluster.send(signal, to_group);
+    let left = cluster.left_after(Duration::from_secs(10)).await;
+
+    assert!(
+        left.is_empty(),
+        "SIG{signal} to the {}: still there after 10 s: {}",
+        if to_group { "process group" } else { "script" },
+        left.join(", ")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_to_the_process_group_stops_everything_the_cluster_script_started() {
+    assert_stop_leaves_nothing(Launch::Terminal, "INT", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_everything_even_when_the_cluster_script_inherited_an_ignored_sigint() {
+    assert_stop_leaves_nothing(Launch::SigintIgnored, "INT", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_to_the_cluster_script_alone_stops_everything_it_started() {
+    assert_stop_leaves_nothing(Launch::Terminal, "TERM", false).await;
 }
