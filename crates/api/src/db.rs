@@ -41,6 +41,25 @@ struct Regclass {
     name: Option<String>,
 }
 
+/// `user`'s order in `sale`, if PostgreSQL has one.
+pub async fn order_of(
+    db: &PgPool,
+    sale: &SaleId,
+    user: &domain::UserId,
+) -> anyhow::Result<Option<LedgerEntry>> {
+    let mut conn = db.get().await?;
+    let rows: Vec<OrderRow> =
+        sql_query("SELECT id, user_id, created_at FROM orders WHERE sale_id = $1 AND user_id = $2")
+            .bind::<Text, _>(sale.as_str())
+            .bind::<Text, _>(user.as_str())
+            .load(&mut conn)
+            .await?;
+    Ok(rows.into_iter().next().map(|row| LedgerEntry {
+        order_id: OrderId::from(row.id),
+        purchased_at: row.created_at,
+    }))
+}
+
 /// The sale's orders as ledger entries; none if the table does not exist
 /// yet (no worker ever ran, so nothing was ever persisted).
 pub async fn persisted_orders(

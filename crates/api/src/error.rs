@@ -44,6 +44,8 @@ pub enum ApiError {
     NotArmed,
     #[error("inventory unavailable")]
     Inventory(#[from] InventoryError),
+    #[error("database unavailable")]
+    Database(#[source] anyhow::Error),
     #[error("route not found")]
     NotFound,
 }
@@ -59,7 +61,9 @@ impl ResponseError for ApiError {
             Self::AlreadyPurchased(_) => StatusCode::CONFLICT,
             Self::SoldOut => StatusCode::GONE,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotArmed | Self::Inventory(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotArmed | Self::Inventory(_) | Self::Database(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::NotFound => StatusCode::NOT_FOUND,
         }
     }
@@ -71,7 +75,7 @@ impl ResponseError for ApiError {
             payload.purchased_at = Some(iso_millis(entry.purchased_at));
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::NotArmed | Self::Inventory(_) = self {
+        if let Self::NotArmed | Self::Inventory(_) | Self::Database(_) = self {
             response.insert_header((header::RETRY_AFTER, "1"));
         }
         payload.respond(response)
@@ -95,7 +99,7 @@ impl ApiError {
             Self::TooManyAttempts { max } => ErrorMessage::Text(format!(
                 "Too many purchase attempts. Maximum {max} attempts allowed."
             )),
-            Self::NotArmed | Self::Inventory(_) => {
+            Self::NotArmed | Self::Inventory(_) | Self::Database(_) => {
                 text("Service temporarily unavailable. Please try again shortly.")
             }
             Self::NotFound => text("Not Found"),

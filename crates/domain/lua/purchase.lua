@@ -26,8 +26,19 @@
 -- (that would answer for a sale Redis merely forgot, and DECR would create a
 -- negative stock); a stock whose ledger is gone would let earlier buyers buy
 -- again. Either answers NOT_ARMED, and the api rebuilds the sale from
--- PostgreSQL. The window is judged, and the purchase time taken, on Redis's
--- clock: one clock for every replica, however far their own clocks drift.
+-- PostgreSQL. The window is judged first, and the purchase time taken, on
+-- Redis's clock: one clock for every replica, however far their own clocks
+-- drift; outside the window the answer does not depend on the stock (an
+-- ended sale's keys expire, PostgreSQL keeps its orders).
+local now = redis.call('TIME')
+local millis = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if millis < tonumber(ARGV[5]) then
+  return 'NOT_STARTED'
+end
+if millis > tonumber(ARGV[6]) then
+  return 'ENDED'
+end
+
 local stock = redis.call('GET', KEYS[1])
 local total = redis.call('HGET', KEYS[4], 'total')
 if not stock or not total then
@@ -37,15 +48,6 @@ stock = tonumber(stock)
 local buyers = redis.call('HLEN', KEYS[2])
 if stock ~= math.max(0, tonumber(total) - buyers) then
   return 'NOT_ARMED'
-end
-
-local now = redis.call('TIME')
-local millis = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if millis < tonumber(ARGV[5]) then
-  return 'NOT_STARTED'
-end
-if millis > tonumber(ARGV[6]) then
-  return 'ENDED'
 end
 
 local max_attempts = tonumber(ARGV[3])

@@ -71,7 +71,7 @@ impl fmt::Display for UserId {
 ///
 /// It is part of every Redis key of the sale (inside a hash tag), so it must
 /// not contain `{`, `}` or `:`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct SaleId(String);
 

@@ -28,7 +28,25 @@ pub fn connection(redis: &RedisConfig) -> Result<ConnectionManager, RedisError> 
 /// Jobs a worker fetches per poll: enough to fill the worker's batches.
 const FETCH_BATCH: usize = 100;
 
+/// How often a worker says it is alive. A loop that misses
+/// [`MISSED_HEARTBEATS`] in a row counts as dead and another worker takes
+/// its jobs back: 30 s, where apalis's defaults (30 s x 10) made a killed
+/// worker's jobs wait five minutes.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const MISSED_HEARTBEATS: usize = 6;
+
 /// The storage of `queue` on `conn`; the queue name is always explicit.
+///
+/// No pub/sub events (nobody listens; each would cost a PUBLISH per job)
+/// and no task locks (each lock scans the whole active list with LREM, and
+/// a fetch already moves a job into one worker's in-flight set).
 pub fn storage(conn: ConnectionManager, queue: &str) -> OrderStorage {
-    RedisStorage::new(conn).with_config(Config::default().queue(queue).batch_size(FETCH_BATCH))
+    let config = Config::default()
+        .queue(queue)
+        .batch_size(FETCH_BATCH)
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS)
+        .emit_events(false)
+        .lock_tasks(false);
+    RedisStorage::new(conn).with_config(config)
 }

@@ -80,34 +80,54 @@ async fn write(pool: &PgPool, orders: &[PersistOrder]) -> Result<(), String> {
         let inserted = db::insert_orders(&mut conn, orders)
             .await
             .map_err(|e| e.to_string())?;
-        if inserted < orders.len() {
-            report_skipped(&mut conn, orders).await;
-        }
-        Ok::<_, String>(inserted)
+        let conflicts = if inserted < orders.len() {
+            // Counting is best effort: the orders are committed either way.
+            report_conflicts(&mut conn, orders).await.unwrap_or(0)
+        } else {
+            0
+        };
+        Ok::<_, String>((inserted, conflicts))
     })
     .await
     .unwrap_or_else(|_| Err(format!("PostgreSQL did not answer within {DB_TIMEOUT:?}")));
     metrics::db_query("insert_batch", started.elapsed());
-    let inserted = written?;
+    let (inserted, conflicts) = written?;
     metrics::persisted("job", inserted);
     metrics::job_done_n("persisted", inserted);
-    metrics::job_done_n("duplicate", orders.len() - inserted);
+    metrics::job_done_n("conflict", conflicts);
+    metrics::job_done_n("duplicate", orders.len() - inserted - conflicts);
     Ok(())
 }
 
 /// Orders the insert skipped are redeliveries, unless their id is missing:
-/// then the user has another order for the sale, which Redis never confirms.
-async fn report_skipped(conn: &mut diesel_async::AsyncPgConnection, orders: &[PersistOrder]) {
+/// then their user already has another order for the sale (a conflict:
+/// Redis confirmed the user twice, e.g. after losing its ledger). The row
+/// that stands wins; both order ids are logged. Returns the conflicts.
+async fn report_conflicts(
+    conn: &mut diesel_async::AsyncPgConnection,
+    orders: &[PersistOrder],
+) -> diesel::QueryResult<usize> {
     let ids: Vec<uuid::Uuid> = orders.iter().map(|o| o.order_id.as_uuid()).collect();
-    let Ok(existing) = db::existing_order_ids(conn, &ids).await else {
-        return;
-    };
-    let existing: HashSet<uuid::Uuid> = existing.into_iter().collect();
+    let existing: HashSet<uuid::Uuid> = db::existing_order_ids(conn, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    let mut conflicts = 0;
     for order in orders
         .iter()
         .filter(|o| !existing.contains(&o.order_id.as_uuid()))
     {
-        tracing::error!(order.id = %order.order_id, sale.id = %order.sale_id, user.id = %order.user_id,
-            "user already has another order for this sale; order dropped");
+        let user = order.user_id.as_str();
+        let standing = db::orders_of_users(conn, order.sale_id.as_str(), &[user]).await?;
+        let standing = standing.first().map(|(_, id)| id.to_string());
+        tracing::error!(
+            order.id = %order.order_id,
+            standing.order.id = standing.as_deref().unwrap_or("none"),
+            sale.id = %order.sale_id,
+            user.id = %order.user_id,
+            "conflict: the user already has another order for this sale; this order was dropped"
+        );
+        conflicts += 1;
     }
+    Ok(conflicts)
 }

@@ -1,48 +1,66 @@
-//! Keeps the queue from jamming: see `lua/promote_due.lua` for why.
+//! Keeping apalis-redis's queue healthy: due jobs promoted in chunks (see
+//! `lua/promote_due.lua`), a failed loop's jobs given back at once
+//! (`lua/release_jobs.lua`), and finished jobs removed after a retention
+//! (`lua/sweep_finished.lua`), so the queue holds only live work.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use apalis_redis::Config;
-use redis::{aio::ConnectionManager, RedisResult, Script};
+use domain::PersistOrders;
+use redis::{aio::ConnectionManager, AsyncCommands, RedisResult, Script};
 use tokio_util::sync::CancellationToken;
 
-/// Jobs moved per script call: far below Lua's ~8,000 `unpack` limit, and
-/// short enough not to stall Redis.
+use crate::db::{self, PgPool};
+
+/// Jobs moved or swept per script call: far below Lua's ~8,000 `unpack`
+/// limit, and short enough not to stall Redis.
 const CHUNK: usize = 1000;
 
+/// How often finished jobs are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
-pub struct Promoter {
-    script: Script,
-    keys: [String; 3],
+pub struct QueueKeeper {
+    queue: String,
+    config: Config,
+    promote: Script,
+    release: Script,
+    sweep: Script,
 }
 
-impl Promoter {
+/// Jobs waiting or kept, by where apalis-redis holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Depth {
+    pub scheduled: u64,
+    pub active: u64,
+    pub done: u64,
+    pub dead: u64,
+}
+
+impl QueueKeeper {
     pub fn new(queue: &str) -> Self {
-        let config = Config::default().queue(queue);
         Self {
-            script: Script::new(include_str!("../lua/promote_due.lua")),
-            keys: [
-                config.scheduled_jobs_set(),
-                config.active_jobs_list(),
-                config.signal_list(),
-            ],
+            queue: queue.to_owned(),
+            config: Config::default().queue(queue),
+            promote: Script::new(include_str!("../lua/promote_due.lua")),
+            release: Script::new(include_str!("../lua/release_jobs.lua")),
+            sweep: Script::new(include_str!("../lua/sweep_finished.lua")),
         }
     }
 
     /// Moves every due job to the active list; returns how many moved.
     pub async fn promote_all(&self, conn: &mut ConnectionManager) -> RedisResult<usize> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
         let mut moved = 0;
         loop {
             let n: usize = self
-                .script
-                .key(&self.keys[0])
-                .key(&self.keys[1])
-                .key(&self.keys[2])
-                .arg(now)
+                .promote
+                .key(self.config.scheduled_jobs_set())
+                .key(self.config.active_jobs_list())
+                .key(self.config.signal_list())
+                .arg(epoch_seconds())
                 .arg(CHUNK)
                 .invoke_async(conn)
                 .await?;
@@ -53,28 +71,115 @@ impl Promoter {
         }
     }
 
-    /// Jobs waiting: (scheduled, active).
-    pub async fn depth(&self, conn: &mut ConnectionManager) -> RedisResult<(u64, u64)> {
-        redis::pipe()
-            .cmd("ZCARD")
-            .arg(&self.keys[0])
-            .cmd("LLEN")
-            .arg(&self.keys[1])
-            .query_async(conn)
+    /// Gives the jobs held by the stopped loop `worker` back to the queue.
+    pub async fn release(&self, conn: &mut ConnectionManager, worker: &str) -> RedisResult<usize> {
+        let queue = &self.queue;
+        self.release
+            .key(self.config.workers_set())
+            .key(self.config.active_jobs_list())
+            .key(format!("{}:{worker}", self.config.inflight_jobs_set()))
+            .key(format!("{queue}:workers:metadata:{worker}"))
+            .arg(worker)
+            .invoke_async(conn)
             .await
     }
 
-    /// Promotes every `interval` until `shutdown`; reports the queue depth
-    /// about once a second.
+    /// Removes finished jobs older than `retention`: done ones (their
+    /// orders are committed), and dead ones whose every order is in
+    /// PostgreSQL (the reconciler persisted them from the ledger).
+    pub async fn sweep(
+        &self,
+        conn: &mut ConnectionManager,
+        pool: &PgPool,
+        retention: Duration,
+    ) -> anyhow::Result<usize> {
+        let before = epoch_seconds().saturating_sub(retention.as_secs());
+        let mut removed = 0;
+        let mut cursor = "0".to_owned();
+        loop {
+            let (next, n): (String, usize) = self
+                .sweep
+                .key(self.config.done_jobs_set())
+                .key(self.config.job_data_hash())
+                .arg(self.config.job_meta_hash())
+                .arg(before)
+                .arg(&cursor)
+                .arg(CHUNK)
+                .invoke_async(conn)
+                .await?;
+            removed += n;
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(removed + self.sweep_dead(conn, pool, before).await?)
+    }
+
+    async fn sweep_dead(
+        &self,
+        conn: &mut ConnectionManager,
+        pool: &PgPool,
+        before: u64,
+    ) -> anyhow::Result<usize> {
+        let dead: Vec<String> = conn.smembers(self.config.dead_jobs_set()).await?;
+        let mut removed = 0;
+        for id in dead {
+            let meta = format!("{}:{id}", self.config.job_meta_hash());
+            let done_at: Option<u64> = conn.hget(&meta, "done_at").await?;
+            if done_at.is_none_or(|at| at >= before) {
+                continue;
+            }
+            let payload: Option<Vec<u8>> = conn.hget(self.config.job_data_hash(), &id).await?;
+            let persisted = match payload.map(|p| serde_json::from_slice::<PersistOrders>(&p)) {
+                Some(Ok(job)) => all_persisted(pool, &job).await?,
+                // Nothing readable to persist: nothing to keep.
+                _ => true,
+            };
+            if persisted {
+                redis::pipe()
+                    .hdel(self.config.job_data_hash(), &id)
+                    .del(&meta)
+                    .srem(self.config.dead_jobs_set(), &id)
+                    .exec_async(conn)
+                    .await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Jobs waiting (scheduled, active) and kept (done, dead).
+    pub async fn depth(&self, conn: &mut ConnectionManager) -> RedisResult<Depth> {
+        let (scheduled, active, done, dead) = redis::pipe()
+            .zcard(self.config.scheduled_jobs_set())
+            .llen(self.config.active_jobs_list())
+            .scard(self.config.done_jobs_set())
+            .scard(self.config.dead_jobs_set())
+            .query_async(conn)
+            .await?;
+        Ok(Depth {
+            scheduled,
+            active,
+            done,
+            dead,
+        })
+    }
+
+    /// Promotes every `interval`, reports the depth about once a second and
+    /// sweeps finished jobs every few seconds, until `shutdown`.
     pub async fn run(
         self,
         mut conn: ConnectionManager,
+        pool: PgPool,
         interval: Duration,
+        retention: Duration,
         shutdown: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_depth = std::time::Instant::now() - Duration::from_secs(1);
+        let mut last_depth = Instant::now() - Duration::from_secs(1);
+        let mut last_sweep = Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -84,11 +189,40 @@ impl Promoter {
                 tracing::debug!(%error, "promoting due jobs failed; retrying");
             }
             if last_depth.elapsed() >= Duration::from_secs(1) {
-                last_depth = std::time::Instant::now();
-                if let Ok((scheduled, active)) = self.depth(&mut conn).await {
-                    crate::metrics::queue_depth(scheduled, active);
+                last_depth = Instant::now();
+                if let Ok(depth) = self.depth(&mut conn).await {
+                    crate::metrics::queue_depth(depth);
+                }
+            }
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = Instant::now();
+                match self.sweep(&mut conn, &pool, retention).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::debug!(removed, "finished jobs removed"),
+                    Err(error) => tracing::debug!(
+                        error = format!("{error:#}"),
+                        "sweeping finished jobs failed; retrying"
+                    ),
                 }
             }
         }
     }
+}
+
+async fn all_persisted(pool: &PgPool, job: &PersistOrders) -> anyhow::Result<bool> {
+    let ids: Vec<uuid::Uuid> = job.orders.iter().map(|o| o.order_id.as_uuid()).collect();
+    let mut conn = pool.get().await?;
+    let found: HashSet<uuid::Uuid> = db::existing_order_ids(&mut conn, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(ids.iter().all(|id| found.contains(id)))
+}
+
+/// Now in epoch seconds, apalis-redis's unit for due and finish times.
+fn epoch_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }

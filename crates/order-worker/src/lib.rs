@@ -6,8 +6,9 @@
 pub mod batch;
 pub mod db;
 pub mod jobs;
+pub mod keeper;
 pub mod metrics;
-pub mod promote;
+pub mod poll;
 pub mod reconcile;
 mod schema;
 pub mod settings;
@@ -26,7 +27,8 @@ pub use settings::WorkerSettings;
 
 use crate::{
     jobs::{persist_orders, JobContext},
-    promote::Promoter,
+    keeper::QueueKeeper,
+    poll::Ticker,
     reconcile::Reconciler,
 };
 
@@ -41,10 +43,11 @@ pub async fn migrate(settings: &WorkerSettings) -> anyhow::Result<()> {
 ///
 /// Migrations are applied first (retried while PostgreSQL is unreachable).
 /// Three tasks then run side by side: the apalis loop persisting jobs, the
-/// promoter keeping the queue from jamming, and the reconciler persisting
-/// ledger entries no job delivered. The apalis loop is supervised: if it
-/// fails (Redis gone, a timeout), it is built again after a pause, under a
-/// new name (apalis refuses a name registered less than a heartbeat ago).
+/// queue keeper (promoting due jobs so the queue never jams, sweeping
+/// finished ones), and the reconciler making ledgers and rows agree. The
+/// apalis loop is supervised: if it fails (Redis gone, a timeout), the jobs
+/// it held are given back and it is built again after a pause, under a new
+/// name (apalis refuses a name that was alive less than 30 s ago).
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
     metrics::serve(settings.metrics_port);
     if !migrate_when_reachable(&settings, &shutdown).await {
@@ -60,11 +63,13 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     // Connects in the background and reconnects forever: a worker started
     // while Redis is down persists jobs as soon as the queue is back.
     let _connection = fred::prelude::ClientLike::connect(&ledger);
-    let promoter = Promoter::new(&settings.queue);
+    let keeper = QueueKeeper::new(&settings.queue);
     let background = [
-        tokio::spawn(promoter.clone().run(
+        tokio::spawn(keeper.clone().run(
             queue_conn.clone(),
+            pool.clone(),
             settings.poll_interval,
+            settings.finished_job_retention,
             shutdown.clone(),
         )),
         tokio::spawn(
@@ -78,7 +83,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     let mut restarts = 0u32;
     while !shutdown.is_cancelled() {
         let name = format!("{}-{restarts}", settings.name);
-        if let Err(error) = promoter.promote_all(&mut queue_conn.clone()).await {
+        if let Err(error) = keeper.promote_all(&mut queue_conn.clone()).await {
             tracing::warn!(%error, "promoting due jobs failed");
         }
         let result = bounded(
@@ -92,6 +97,15 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
             &shutdown,
         )
         .await;
+        // Whatever the loop still held goes back to the queue now, not when
+        // another worker finds the loop dead.
+        match keeper.release(&mut queue_conn.clone(), &name).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, %name, "jobs of the stopped loop given back"),
+            Err(error) => {
+                tracing::warn!(%error, %name, "giving back the stopped loop's jobs failed; apalis will after 30 s")
+            }
+        }
         match result {
             Ok(()) if shutdown.is_cancelled() => break,
             Ok(()) => tracing::warn!("worker loop ended by itself; restarting"),
@@ -205,7 +219,7 @@ async fn run_once(
     .context("building the retry backoff")?
     .make_backoff();
     let worker = WorkerBuilder::new(name)
-        .backend(storage.poll_with_interval(settings.poll_interval))
+        .backend(storage.poll_with_strategy(Ticker::new(settings.poll_interval)))
         .data(context)
         .concurrency(settings.concurrency)
         .retry(RetryPolicy::retries(settings.max_retries).with_backoff(backoff))

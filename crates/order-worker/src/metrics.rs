@@ -5,7 +5,8 @@
 //! - `job_attempts_total`, `job_failures_total`: jobs (each carries a batch
 //!   of orders); `jobs_total{result}`: orders, persisted | duplicate | conflict
 //! - `db_query_duration_seconds{query}`: histogram
-//! - `queue_depth{state}`: scheduled | active jobs waiting in Redis
+//! - `queue_depth{state}`: jobs in Redis, waiting (scheduled | active) or
+//!   kept until swept (done | dead)
 //! - `reconciler_passes_total{result}`; `reconciler_repaired_total`: ledger
 //!   entries persisted as rows; `ledger_restored_total`: rows put back into
 //!   a ledger Redis lost them from
@@ -57,9 +58,15 @@ pub fn db_query(query: &'static str, took: Duration) {
         .record(took.as_secs_f64());
 }
 
-pub fn queue_depth(scheduled: u64, active: u64) {
-    metrics::gauge!("flash_sale_queue_depth", "state" => "scheduled").set(scheduled as f64);
-    metrics::gauge!("flash_sale_queue_depth", "state" => "active").set(active as f64);
+pub fn queue_depth(depth: crate::keeper::Depth) {
+    for (state, jobs) in [
+        ("scheduled", depth.scheduled),
+        ("active", depth.active),
+        ("done", depth.done),
+        ("dead", depth.dead),
+    ] {
+        metrics::gauge!("flash_sale_queue_depth", "state" => state).set(jobs as f64);
+    }
 }
 
 pub fn reconciler_pass(pass: Option<&crate::reconcile::Pass>) {

@@ -18,6 +18,10 @@
 //! Both walk the whole sale a page at a time, so a pass is skipped only
 //! when the sale's ledger size and row count are the ones the last pass
 //! found in agreement.
+//!
+//! Once a sale has ended and its ledger and rows agree, PostgreSQL is its
+//! record: its keys are removed a retention after its end, so Redis holds
+//! only live sales.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -32,7 +36,7 @@ use domain::{
 };
 use fred::{
     clients::Client,
-    prelude::{ClientLike, HashesInterface},
+    prelude::{ClientLike, HashesInterface, KeysInterface},
     types::{scan::Scanner, scripts::Script, Key},
 };
 use futures::TryStreamExt;
@@ -56,6 +60,8 @@ pub struct ReconcileSettings {
     pub grace: Duration,
     /// Glob of the sale ids to reconcile (`*`: every sale in this Redis).
     pub sales: String,
+    /// How long an ended sale's keys stay once its orders are all persisted.
+    pub sale_retention: Duration,
 }
 
 pub struct Reconciler {
@@ -76,6 +82,8 @@ pub struct Pass {
     pub repaired: usize,
     /// Rows put back into a ledger.
     pub restored: usize,
+    /// Ended sales whose keys were removed.
+    pub expired: usize,
 }
 
 /// What one sale's check found.
@@ -139,28 +147,55 @@ impl Reconciler {
             let check = self.reconcile_sale(&sale).await?;
             pass.repaired += check.repaired;
             pass.restored += check.restored;
+            let settled = check.repaired + check.restored == 0 && !check.unsettled;
+            if settled && self.expire_if_over(&sale).await? {
+                pass.expired += 1;
+            }
         }
         Ok(pass)
     }
 
-    /// The sales with a ledger; on a cluster, every primary is scanned.
+    /// The sales with a ledger or a meta; on a cluster, every primary is scanned.
     async fn sales(&self) -> Result<Vec<SaleId>, fred::error::Error> {
-        let pattern = format!("{{sale:{}}}:buyers", self.settings.sales);
-        let keys: Vec<Key> = if self.redis.is_clustered() {
-            self.redis
-                .scan_cluster_buffered(pattern, Some(1000), None)
-                .try_collect()
-                .await?
-        } else {
-            self.redis
-                .scan_buffered(pattern, Some(1000), None)
-                .try_collect()
-                .await?
+        let mut sales = std::collections::BTreeSet::new();
+        for part in ["buyers", "meta"] {
+            let pattern = format!("{{sale:{}}}:{part}", self.settings.sales);
+            let keys: Vec<Key> = if self.redis.is_clustered() {
+                self.redis
+                    .scan_cluster_buffered(pattern, Some(1000), None)
+                    .try_collect()
+                    .await?
+            } else {
+                self.redis
+                    .scan_buffered(pattern, Some(1000), None)
+                    .try_collect()
+                    .await?
+            };
+            sales.extend(keys.iter().filter_map(|key| key.as_str().and_then(sale_of)));
+        }
+        Ok(sales.into_iter().collect())
+    }
+
+    /// Removes a settled sale's keys once its end is a retention ago.
+    async fn expire_if_over(&self, sale: &SaleId) -> anyhow::Result<bool> {
+        let keys = SaleKeys::new(sale);
+        let ends_at: Option<i64> = self.redis.hget(keys.meta(), "endsAt").await?;
+        let Some(ends_at) = ends_at.and_then(domain::time::from_millis) else {
+            return Ok(false);
         };
-        Ok(keys
-            .iter()
-            .filter_map(|key| key.as_str().and_then(sale_of))
-            .collect())
+        let retention = chrono::Duration::from_std(self.settings.sale_retention)?;
+        if Utc::now() < ends_at + retention {
+            return Ok(false);
+        }
+        let removed: i64 = self
+            .redis
+            .del(vec![keys.meta(), keys.stock(), keys.buyers()])
+            .await?;
+        if let Ok(mut agreed) = self.agreed.lock() {
+            agreed.remove(sale);
+        }
+        tracing::info!(sale.id = %sale, %ends_at, removed, "sale ended and every order is in PostgreSQL; its Redis keys are removed");
+        Ok(removed > 0)
     }
 
     async fn reconcile_sale(&self, sale: &SaleId) -> anyhow::Result<SaleCheck> {
@@ -313,8 +348,12 @@ fn ledger_entry(row: &(uuid::Uuid, String, DateTime<Utc>)) -> (String, LedgerEnt
     (user.clone(), entry)
 }
 
+/// The sale of a `{sale:ID}:buyers` or `{sale:ID}:meta` key.
 fn sale_of(key: &str) -> Option<SaleId> {
-    let id = key.strip_prefix("{sale:")?.strip_suffix("}:buyers")?;
+    let rest = key.strip_prefix("{sale:")?;
+    let id = rest
+        .strip_suffix("}:buyers")
+        .or_else(|| rest.strip_suffix("}:meta"))?;
     SaleId::parse(id).ok()
 }
 
@@ -341,6 +380,10 @@ mod tests {
     fn sale_ids_come_from_ledger_keys_only() {
         assert_eq!(
             sale_of("{sale:bf-26}:buyers").map(|s| s.to_string()),
+            Some("bf-26".into())
+        );
+        assert_eq!(
+            sale_of("{sale:bf-26}:meta").map(|s| s.to_string()),
             Some("bf-26".into())
         );
         assert_eq!(sale_of("{sale:bf-26}:stock"), None);

@@ -15,6 +15,10 @@
 //! - `RECONCILE_GRACE_MS` (`10000`): ledger entries younger than this are
 //!   left to their job
 //! - `RECONCILE_SALES` (`*`): glob of the sale ids this worker reconciles
+//! - `SALE_RETENTION_SECONDS` (`604800`, a week): an ended sale's Redis keys
+//!   are removed this long after its end, once every order is in PostgreSQL
+//! - `FINISHED_JOB_RETENTION_SECONDS` (`300`): finished jobs stay in Redis
+//!   this long (to look at while debugging), then they are removed
 //! - `METRICS_PORT` (`9091`): where `/metrics` is served; 0 turns it off
 
 use std::time::Duration;
@@ -38,6 +42,7 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     pub poll_interval: Duration,
     pub max_retries: usize,
+    pub finished_job_retention: Duration,
     pub reconcile: ReconcileSettings,
     pub metrics_port: u16,
     pub log_format: LogFormat,
@@ -58,10 +63,14 @@ impl WorkerSettings {
             concurrency,
             poll_interval: Duration::from_millis(poll_ms),
             max_retries: env.parse("WORKER_MAX_RETRIES", 5)?,
+            finished_job_retention: Duration::from_secs(
+                env.parse("FINISHED_JOB_RETENTION_SECONDS", 300)?,
+            ),
             reconcile: ReconcileSettings {
                 interval: Duration::from_millis(interval_ms),
                 grace: Duration::from_millis(env.parse("RECONCILE_GRACE_MS", 10_000)?),
                 sales: env.string("RECONCILE_SALES", "*"),
+                sale_retention: Duration::from_secs(env.parse("SALE_RETENTION_SECONDS", 604_800)?),
             },
             metrics_port: env.parse("METRICS_PORT", 9091)?,
             log_format: env.parse("LOG_FORMAT", LogFormat::Pretty)?,

@@ -37,9 +37,15 @@ pub async fn status(
             reading
         }
     };
-    let Some(stock) = reading.stock else {
-        state.healer.heal();
-        return Err(ApiError::NotArmed);
+    let stock = match reading.stock {
+        Some(stock) => stock,
+        // An ended sale's keys expire after a retention (PostgreSQL keeps
+        // its orders): nothing is left to sell, so nothing is re-armed.
+        None if reading.now > state.sale.window.ends_at => 0,
+        None => {
+            state.healer.heal();
+            return Err(ApiError::NotArmed);
+        }
     };
     // The phase on Redis's clock: the one the purchase script judges by.
     let status = SaleStatus::at(&state.sale, stock, reading.now);

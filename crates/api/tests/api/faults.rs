@@ -17,8 +17,9 @@ use serde_json::{json, Value};
 use crate::{
     helpers::{create_database, spawn_app_with, wait_for_orders_within, TestConfig},
     persistence::worker_settings,
-    support::{spawn_api_process, workspace_bin, PrivatePostgres, PrivateRedis, Process},
+    support::spawn_api_process,
 };
+use test_support::{workspace_bin, PrivatePostgres, PrivateRedis, Process};
 
 /// One answered purchase.
 #[derive(Debug, Clone)]

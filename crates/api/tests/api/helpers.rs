@@ -11,31 +11,7 @@ use fred::prelude::{Client as Redis, ClientLike, Config as RedisConfig, KeysInte
 use reqwest::{Client, Response};
 use serde_json::{json, Value};
 
-/// The shared Redis the tests use (each test under its own keys).
-pub fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A PostgreSQL URL allowed to create databases.
-pub fn admin_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh, empty database for one test.
-pub async fn create_database() -> String {
-    let name = format!("fs_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = admin_database_url();
-    let mut conn = AsyncPgConnection::establish(&admin)
-        .await
-        .expect("connect to TEST_DATABASE_URL");
-    sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let (base, _) = admin.rsplit_once('/').expect("URL has a database path");
-    format!("{base}/{name}")
-}
+pub use test_support::{admin_database_url, create_database, redis_url};
 
 /// A unique sale id, so tests never share keys.
 pub fn unique_sale_id() -> SaleId {

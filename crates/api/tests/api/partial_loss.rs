@@ -264,3 +264,42 @@ async fn a_sold_out_replica_judges_the_end_on_redis_clock_not_its_own() {
 
     assert_eq!(statuses, [201, 410, 410], "sold out, not ended");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ended_sale_whose_keys_expired_still_answers_from_postgres() {
+    let database = create_database().await;
+    let ends = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let config = TestConfig::active(3)
+        .set("DATABASE_URL", &database)
+        .set("SALE_END_TIME", ends.to_rfc3339());
+    let worker = order_worker::spawn(worker_settings(&config));
+    let app = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let bought: Value = app.purchase("ret-1").await.json().await.expect("json");
+    crate::helpers::wait_for_orders(&database, &config.sale_id(), 1).await;
+    worker.stop().await.expect("worker stops");
+    let wait = (ends - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(200)).await;
+    // What the reconciler does a retention after the end.
+    forget_sale(&app.keys()).await;
+
+    let status = app.get("/api/sale/status").await;
+    let lookup: Value = app
+        .purchase_status("ret-1")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let late = app.purchase("ret-2").await;
+
+    assert_eq!(status.status(), 200);
+    let status: Value = status.json().await.expect("json");
+    assert_eq!(status["status"], "ended");
+    assert_eq!(lookup["purchased"], true);
+    assert_eq!(lookup["orderId"], bought["orderId"]);
+    assert_eq!(late.status(), 400);
+    let body: Value = late.json().await.expect("json");
+    assert_eq!(body["message"], "The sale has ended.");
+}

@@ -11,8 +11,8 @@ use futures::StreamExt;
 use crate::{
     helpers::{count, create_database, redis_url, spawn_app_with, wait_for_orders, TestConfig},
     persistence::worker_settings,
-    support::PrivateRedisCluster,
 };
+use test_support::PrivateRedisCluster;
 
 fn on_cluster(config: TestConfig, cluster: &PrivateRedisCluster, database: &str) -> TestConfig {
     config

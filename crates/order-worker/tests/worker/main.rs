@@ -1,5 +1,7 @@
 //! The worker's integration tests, against real PostgreSQL and Redis.
 
+mod housekeeping;
+
 use std::time::Duration;
 
 use apalis_core::{backend::TaskSink, task::builder::TaskBuilder};
@@ -9,26 +11,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use domain::{config::Env, OrderId, PersistOrder, PersistOrders, SaleId, UserId};
 use order_worker::{db, WorkerSettings};
 
-fn admin_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-async fn create_database() -> String {
-    let name = format!("fs_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = admin_database_url();
-    let mut conn = AsyncPgConnection::establish(&admin).await.expect("connect");
-    sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let (base, _) = admin.rsplit_once('/').expect("URL has a database path");
-    format!("{base}/{name}")
-}
+use test_support::{create_database, redis_url};
 
 #[derive(QueryableByName)]
 struct Count {
@@ -270,7 +253,7 @@ async fn promoting_a_backlog_past_luas_unpack_limit_moves_every_job() {
     }
     let config = apalis_redis::Config::default().queue(&queue);
 
-    let moved = order_worker::promote::Promoter::new(&queue)
+    let moved = order_worker::keeper::QueueKeeper::new(&queue)
         .promote_all(&mut conn.clone())
         .await
         .expect("promote");
@@ -392,4 +375,48 @@ async fn one_job_carrying_a_thousand_orders_persists_each_once() {
     worker.stop().await.expect("worker stops cleanly");
 
     assert_eq!(persisted, 1000);
+}
+
+/// How long each of `jobs` pushed one at a time, at irregular moments,
+/// waits until its order is a row; the worker is otherwise idle.
+async fn pick_up_waits(redis: &str, jobs: u64) -> Vec<Duration> {
+    let url = create_database().await;
+    let queue = unique_queue();
+    let mut settings = settings(&url, &queue);
+    settings.redis.url = redis.to_owned();
+    settings.queue_redis.url = redis.to_owned();
+    let conn = domain::queue::connection(&settings.queue_redis).expect("queue connection");
+    let mut storage = domain::queue::storage(conn, &queue);
+    let worker = order_worker::spawn(settings);
+
+    let mut waits = Vec::new();
+    for i in 0..jobs {
+        // Irregular gaps, so pushes land at every phase of the poll tick.
+        tokio::time::sleep(Duration::from_millis(37 + (i * 53) % 211)).await;
+        let order = job(&format!("idle-{i}"));
+        let sql = format!(
+            "SELECT count(*) AS n FROM orders WHERE id = '{}'",
+            order.order_id
+        );
+        let pushed = std::time::Instant::now();
+        storage
+            .push_task(TaskBuilder::new(single(order)).build())
+            .await
+            .expect("push");
+        wait_for_count(&url, &sql, 1, Duration::from_secs(40)).await;
+        waits.push(pushed.elapsed());
+    }
+    worker.stop().await.expect("worker stops cleanly");
+    waits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_picks_up_every_job_within_a_second() {
+    let waits = pick_up_waits(&redis_url(), 40).await;
+
+    let slowest = waits.iter().max().copied().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest pick-up {slowest:?}: {waits:?}"
+    );
 }

@@ -40,11 +40,17 @@ pub async fn status(
     user: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = UserId::parse(&user).map_err(|e| ApiError::Validation(vec![e.to_string()]))?;
-    let entry = state
+    let mut entry = state
         .inventory
         .ledger_entry(&user)
         .await
         .inspect_err(|e| tracing::error!(error = ?e, "reading the ledger failed"))?;
+    if entry.is_none() && crate::clock::now() > state.sale.window.ends_at {
+        // An ended sale's ledger expires after a retention; its orders stay.
+        entry = crate::db::order_of(&state.db, &state.sale.id, &user)
+            .await
+            .map_err(ApiError::Database)?;
+    }
     Ok(HttpResponse::Ok().json(PurchaseStatus {
         purchased: entry.is_some(),
         user_id: user.to_string(),
