@@ -5,8 +5,12 @@ CARGO ?= cargo
 
 N ?= 3
 M ?= 2
+# make chaos
+SECONDS ?= 600
+RATE ?= 800
+SEED ?= 1
 
-.PHONY: help run run-cluster validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-aof loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
+.PHONY: help run run-cluster validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-aof chaos loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,6 +91,10 @@ loadtest-sustained: build-loadtest ## 500 req/s for 60 s (70% status, 30% purcha
 
 loadtest-soldout: build-loadtest ## 20,000 purchases after the stock is gone: all 410, rows stay the stock
 	@loadtest/run.sh soldout
+
+chaos: build-loadtest ## Faults every few seconds under steady purchases through the balancer, then the invariants (make chaos SECONDS=600 RATE=800 SEED=1)
+	@deploy/local/ensure-tools.sh redis-server:redis-server redis-cli:redis-tools haproxy:haproxy
+	@CHAOS_SECONDS=$(SECONDS) RATE=$(RATE) SEED=$(SEED) deploy/local/chaos.sh
 
 bench-aof: ## Measure what Redis's appendfsync policy costs the purchase script (private Redis)
 	@loadtest/aof-fsync.sh

@@ -14,7 +14,9 @@
 #
 # Knobs (environment): N, M, LB_PORT (8080), API_PORTS (default 3001..),
 # BIN_DIR (target/release), CLUSTER_DIR (.run/cluster), SKIP_SERVICES=1 to
-# use REDIS_URL / DATABASE_URL as given, and every api/worker variable.
+# use REDIS_URL / DATABASE_URL as given, SUPERVISE=1 to restart a replica or
+# worker a second after it dies (make chaos kills them), and every
+# api/worker variable.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -54,18 +56,54 @@ trap stop EXIT
 trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
 
+# launch PIDFILE COMMAND...: starts COMMAND in the background and records its
+# pid. With SUPERVISE=1 a small loop restarts it a second after it dies and
+# keeps PIDFILE current; SIGTERM to the loop stops it and its command.
+launch() {
+  local pidfile=$1
+  shift
+  if [ -z "${SUPERVISE:-}" ]; then
+    "${sigint[@]}" "$@" &
+    pids+=($!)
+    echo $! >"$pidfile"
+    return
+  fi
+  (
+    child=
+    trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; wait; exit 0' TERM
+    while :; do
+      "${sigint[@]}" "$@" &
+      child=$!
+      echo "$child" >"$pidfile"
+      wait "$child" || true
+      sleep 1
+    done
+  ) &
+  pids+=($!)
+}
+
 for i in $(seq 1 "$M"); do
-  METRICS_PORT="${METRICS_PORT:-$((9090 + i))}" "${sigint[@]}" "$BIN_DIR/order-worker" & pids+=($!)
-  echo $! > "$CLUSTER_DIR/worker-$i.pid"
+  METRICS_PORT="${METRICS_PORT:-$((9090 + i))}" launch "$CLUSTER_DIR/worker-$i.pid" "$BIN_DIR/order-worker"
 done
 
 servers=""
 i=0
 for port in $API_PORTS; do
   i=$((i + 1))
-  HOST=127.0.0.1 PORT=$port "${sigint[@]}" "$BIN_DIR/api" & pids+=($!)
-  echo $! > "$CLUSTER_DIR/api-$i.pid"
+  # Each replica serves /metrics on its own port (a METRICS_PORT from .env
+  # is the workers').
+  HOST=127.0.0.1 PORT=$port METRICS_PORT=0 launch "$CLUSTER_DIR/api-$i.pid" "$BIN_DIR/api"
   servers+="  server api$i 127.0.0.1:$port check"$'\n'
+done
+
+# A replica that dies while it holds a request leaves haproxy nothing to
+# answer but 502/504; the client gets what the api itself says when it
+# cannot decide: 503 in the seed's shape, retry.
+for status in 502 504; do
+  printf '%s\r\n' "HTTP/1.1 503 Service Unavailable" "Content-Type: application/json" \
+    "Retry-After: 1" "Cache-Control: no-cache" "Connection: close" "" \
+    '{"statusCode":503,"message":"Service temporarily unavailable. Please try again shortly.","error":"Service Unavailable"}' \
+    >"$CLUSTER_DIR/$status.http"
 done
 
 cat > "$CLUSTER_DIR/haproxy.cfg" <<CFG
@@ -79,11 +117,15 @@ defaults
   timeout server 60s
   # Server-sent events stay open for long.
   timeout tunnel 1h
+  # A health check may take up to a second (Redis frozen); slower is down.
+  timeout check 2s
   # A request that never reached a replica (refused: it died) goes to
   # another; one a replica already took is never replayed.
   retries 3
   retry-on conn-failure
   option redispatch
+  errorfile 502 $CLUSTER_DIR/502.http
+  errorfile 504 $CLUSTER_DIR/504.http
 frontend shop
   bind 127.0.0.1:$LB_PORT
   option forwardfor

@@ -69,7 +69,7 @@ ensure_redis() {
     mkdir -p "$RUN_DIR/redis"
     say "Redis: starting a private redis-server on port $REDIS_PORT (data in .run/redis, AOF on)"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes \
-      --dir "$RUN_DIR/redis" --appendonly yes --appendfsync everysec \
+      --dir "$RUN_DIR/redis" --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
       --pidfile "$RUN_DIR/redis/redis.pid" --logfile "$RUN_DIR/redis/redis.log"
     for _ in $(seq 50); do redis_up && return; sleep 0.1; done
     die "Redis did not answer; see .run/redis/redis.log"

@@ -5,11 +5,16 @@
 //! loadtest <burst|dedup|sustained|soldout> [--url URL] [--database-url URL]
 //!          [--requests N] [--concurrency N] [--rate N] [--duration SECONDS]
 //!          [--user-limit on|off] [--results DIR]
+//! loadtest bench --bin-dir DIR --redis-url URL --database-url URL
 //! ```
 //!
-//! Each prints a summary and writes `<results>/<scenario>-<time>.json`; a
-//! failed correctness check makes the exit status 1.
+//! Each scenario prints a summary and writes `<results>/<scenario>-<time>.json`;
+//! a failed correctness check makes the exit status 1. `bench` (see
+//! [`bench`]) starts its own apis and workers from `--bin-dir` and writes
+//! `docs/bench/latest.md`.
 
+mod bench;
+mod chaos;
 mod closed;
 mod orders;
 mod report;
@@ -47,9 +52,8 @@ impl Options {
 fn parse(args: &[String]) -> anyhow::Result<(String, Options)> {
     let mut options = Options {
         url: std::env::var("LOADTEST_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".into()),
-        database_url: std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-            "postgresql://flash_sale_user:flash_sale_password@localhost:5432/flash_sale_db".into()
-        }),
+        database_url: std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| domain::config::DEFAULT_DATABASE_URL.into()),
         results: PathBuf::from("loadtest/results"),
         ..Options::default()
     };
@@ -97,6 +101,12 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Options)> {
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (_program, args) = args.split_first().context(USAGE)?;
+    match args.first().map(String::as_str) {
+        Some("bench") => return run_bench(&args[1..]).await,
+        Some("chaos-load") => return run_chaos_load(&args[1..]).await,
+        Some("chaos-check") => return run_chaos_check(&args[1..]).await,
+        _ => {}
+    }
     let (scenario, options) = parse(args)?;
     let shop = shop::Shop::new(&options.url)?;
     shop.sale_status()
@@ -108,7 +118,10 @@ async fn main() -> anyhow::Result<()> {
             scenarios::burst::run(&shop, &orders, &options).await?
         }
         "dedup" => scenarios::dedup::run(&shop, &options).await?,
-        "sustained" => scenarios::sustained::run(&shop, &options).await?,
+        "sustained" => {
+            let orders = orders::Orders::connect(&options.database_url).await?;
+            scenarios::sustained::run(&shop, &orders, &options).await?
+        }
         "soldout" => {
             let orders = orders::Orders::connect(&options.database_url).await?;
             scenarios::soldout::run(&shop, &orders, &options).await?
@@ -122,6 +135,99 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// `--name value` pairs of a subcommand; a missing one is named.
+struct Flags(std::collections::HashMap<String, String>);
+
+impl Flags {
+    fn parse(command: &str, args: &[String]) -> anyhow::Result<Self> {
+        let mut flags = std::collections::HashMap::new();
+        let mut rest = args.iter();
+        while let Some(flag) = rest.next() {
+            let value = rest
+                .next()
+                .with_context(|| format!("loadtest {command}: {flag} needs a value"))?;
+            flags.insert(flag.clone(), value.clone());
+        }
+        Ok(Self(flags))
+    }
+
+    fn get(&self, name: &str) -> anyhow::Result<String> {
+        self.0
+            .get(name)
+            .cloned()
+            .with_context(|| format!("{name} is required"))
+    }
+
+    fn number(&self, name: &str) -> anyhow::Result<u64> {
+        let raw = self.get(name)?;
+        raw.parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("{name} must be a positive integer, got {raw:?}"))
+    }
+}
+
+/// `loadtest chaos-load --url URL --rate N --duration SECONDS --answers FILE`.
+async fn run_chaos_load(args: &[String]) -> anyhow::Result<()> {
+    let flags = Flags::parse("chaos-load", args)?;
+    let shop = shop::Shop::new(&flags.get("--url")?)?;
+    let answers = PathBuf::from(flags.get("--answers")?);
+    chaos::load(
+        &shop,
+        flags.number("--rate")?,
+        flags.number("--duration")?,
+        &answers,
+    )
+    .await
+}
+
+/// `loadtest chaos-check`: see `deploy/local/chaos.sh` for the flags.
+async fn run_chaos_check(args: &[String]) -> anyhow::Result<()> {
+    let flags = Flags::parse("chaos-check", args)?;
+    let options = chaos::CheckOptions {
+        answers: PathBuf::from(flags.get("--answers")?),
+        sale: flags.get("--sale")?,
+        stock: flags.number("--stock")?,
+        redis_url: flags.get("--redis-url")?,
+        database_url: flags.get("--database-url")?,
+        faults: PathBuf::from(flags.get("--faults")?),
+        report: PathBuf::from(flags.get("--report")?),
+        settings: flags.get("--settings")?,
+    };
+    let report = chaos::check(&options).await?;
+    report.print();
+    println!("  written: {}", options.report.display());
+    if !report.passed() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `loadtest bench`: the paths from flags, the knobs from `BENCH_*`.
+async fn run_bench(args: &[String]) -> anyhow::Result<()> {
+    let flags = Flags::parse("bench", args)?;
+    let flag = |name: &str| flags.get(name);
+    let root = std::env::current_dir().context("the working directory")?;
+    let (purchase_script, markdown, results) = bench::default_paths(&root);
+    let settings = bench::BenchSettings {
+        stack: bench::Stack {
+            bin_dir: PathBuf::from(flag("--bin-dir")?),
+            redis_url: flag("--redis-url")?,
+            database_url: flag("--database-url")?,
+            logs: results.join("logs"),
+            run_id: chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string(),
+        },
+        seconds: bench::env_or("BENCH_SECONDS", 5)?,
+        rounds: bench::env_or("BENCH_ROUNDS", 3)?,
+        connections: bench::env_or("BENCH_CONNECTIONS", 64)?,
+        port: bench::env_or("BENCH_PORT", 3310)?,
+        purchase_script,
+        markdown: bench::env_or("BENCH_REPORT", markdown)?,
+        results,
+    };
+    bench::run(settings).await.map(|_| ())
 }
 
 #[cfg(test)]

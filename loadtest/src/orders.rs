@@ -13,6 +13,15 @@ pub struct Orders {
     client: tokio_postgres::Client,
 }
 
+/// From a purchase's confirmation (its time in Redis) to its row being
+/// written (`persisted_at`), over a sale's rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConfirmToRow {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
 /// How the rows arrived: how many, and when the last one did.
 pub struct Drained {
     pub rows: u64,
@@ -41,6 +50,19 @@ impl Orders {
         Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
 
+    /// Every row of a sale: (order id, user id).
+    pub async fn rows(&self, sale: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id::text, user_id FROM orders WHERE sale_id = $1",
+                &[&sale],
+            )
+            .await
+            .context("reading orders")?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
     pub async fn ids(&self, sale: &str) -> anyhow::Result<HashSet<String>> {
         let rows = self
             .client
@@ -48,6 +70,26 @@ impl Orders {
             .await
             .context("reading order ids")?;
         Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
+    }
+
+    pub async fn confirm_to_row(&self, sale: &str) -> anyhow::Result<ConfirmToRow> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), 0)::float8, \
+                        coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), 0)::float8, \
+                        coalesce(max(ms), 0)::float8 \
+                 FROM (SELECT extract(epoch FROM persisted_at - created_at) * 1000 AS ms \
+                       FROM orders WHERE sale_id = $1) AS waits",
+                &[&sale],
+            )
+            .await
+            .context("reading confirm-to-row times")?;
+        Ok(ConfirmToRow {
+            p50_ms: row.get(0),
+            p99_ms: row.get(1),
+            max_ms: row.get(2),
+        })
     }
 
     /// Polls until `expected` rows exist or `limit` passes, timing from `since`.

@@ -51,6 +51,11 @@ impl Report {
             .push(json!({ "name": name, "expected": expected, "actual": actual, "ok": ok }));
     }
 
+    /// The summary's lines, checks included.
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+
     pub fn passed(&self) -> bool {
         self.failed == 0
     }

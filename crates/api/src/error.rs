@@ -48,6 +48,8 @@ pub enum ApiError {
     Database(#[source] anyhow::Error),
     #[error("route not found")]
     NotFound,
+    #[error("too many open live streams")]
+    TooManyStreams,
 }
 
 impl ResponseError for ApiError {
@@ -61,7 +63,7 @@ impl ResponseError for ApiError {
             Self::AlreadyPurchased(_) => StatusCode::CONFLICT,
             Self::SoldOut => StatusCode::GONE,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotArmed | Self::Inventory(_) | Self::Database(_) => {
+            Self::NotArmed | Self::Inventory(_) | Self::Database(_) | Self::TooManyStreams => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -77,6 +79,10 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let Self::NotArmed | Self::Inventory(_) | Self::Database(_) = self {
             response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let Self::TooManyStreams = self {
+            // Later, or on another replica: the page polls meanwhile.
+            response.insert_header((header::RETRY_AFTER, "5"));
         }
         payload.respond(response)
     }
@@ -103,6 +109,9 @@ impl ApiError {
                 text("Service temporarily unavailable. Please try again shortly.")
             }
             Self::NotFound => text("Not Found"),
+            Self::TooManyStreams => {
+                text("Too many open live streams on this server; poll /api/sale/status instead.")
+            }
         }
     }
 }

@@ -5,8 +5,18 @@
 //! Each `GET /api/sale/events` stream watches the channel (no Redis call of
 //! its own) and emits a `status` event only when what it would show changed,
 //! checking the phase each second so countdowns turn active on time.
+//!
+//! A replica serves at most `SSE_MAX_CLIENTS` streams at once: each holds a
+//! connection, a file descriptor and a few KB, and past the cap a page is
+//! better served polling `/api/sale/status` than by a replica out of either.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use actix_web_lab::sse;
 use chrono::Utc;
@@ -33,17 +43,22 @@ struct Known {
 #[derive(Clone)]
 pub struct SaleFeed {
     stock: Arc<watch::Sender<Option<Known>>>,
-}
-
-impl Default for SaleFeed {
-    fn default() -> Self {
-        Self {
-            stock: Arc::new(watch::channel(None).0),
-        }
-    }
+    /// Streams open on this replica (every app has its own count; the
+    /// `flash_sale_sse_clients` gauge is the process's).
+    open: Arc<AtomicUsize>,
+    max_clients: Option<usize>,
 }
 
 impl SaleFeed {
+    /// A feed serving at most `max_clients` streams at once (`None`: no cap).
+    pub fn new(max_clients: Option<usize>) -> Self {
+        Self {
+            stock: Arc::new(watch::channel(None).0),
+            open: Arc::default(),
+            max_clients,
+        }
+    }
+
     /// Records the stock a purchase left; open streams wake only if it changed.
     pub fn observe(&self, stock: u64) {
         self.stock.send_if_modified(|current| {
@@ -104,23 +119,29 @@ impl SaleFeed {
         });
     }
 
-    /// The event stream of one open page; it ends when `shutdown` fires, so
-    /// open pages never hold up a graceful stop (browsers reconnect to
-    /// another replica by themselves).
+    /// The event stream of one open page, or `None` (counted in
+    /// `flash_sale_sse_refused_total`) when this replica has all the streams
+    /// its cap allows. It ends when `shutdown` fires, so open pages never
+    /// hold up a graceful stop (browsers reconnect to another replica by
+    /// themselves); its place is freed when it is dropped.
     pub fn events(
         &self,
         sale: Sale,
         shutdown: CancellationToken,
-    ) -> impl Stream<Item = sse::Event> + 'static {
+    ) -> Option<impl Stream<Item = sse::Event> + 'static> {
+        let Some(open) = OpenStream::claim(&self.open, self.max_clients) else {
+            crate::metrics::sse_refused();
+            return None;
+        };
         let state = StreamState {
             shutdown,
             stock: self.stock.subscribe(),
             sale,
             last: None,
             phase_check: tokio::time::interval(PHASE_CHECK),
-            _open: OpenStream::new(),
+            _open: open,
         };
-        futures::stream::unfold(state, |mut state| async move {
+        Some(futures::stream::unfold(state, |mut state| async move {
             loop {
                 tokio::select! {
                     _ = state.shutdown.cancelled() => return None,
@@ -140,7 +161,7 @@ impl SaleFeed {
                 let event = sse::Event::Data(sse::Data::new(json).event("status"));
                 return Some((event, state));
             }
-        })
+        }))
     }
 }
 
@@ -153,18 +174,58 @@ struct StreamState {
     _open: OpenStream,
 }
 
-/// Counts open streams in `flash_sale_sse_clients` while alive.
-struct OpenStream;
+/// One stream's place among the open ones, held while it is alive and
+/// counted in `flash_sale_sse_clients`.
+struct OpenStream {
+    open: Arc<AtomicUsize>,
+}
 
 impl OpenStream {
-    fn new() -> Self {
-        metrics::gauge!("flash_sale_sse_clients").increment(1.0);
-        Self
+    /// Takes a place if fewer than `max` are taken; the check and the take
+    /// are one atomic step, so a crowd arriving at once cannot overshoot.
+    fn claim(open: &Arc<AtomicUsize>, max: Option<usize>) -> Option<Self> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+            max.is_none_or(|max| taken < max).then_some(taken + 1)
+        })
+        .ok()?;
+        crate::metrics::sse_clients(1.0);
+        Some(Self { open: open.clone() })
     }
 }
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        metrics::gauge!("flash_sale_sse_clients").decrement(1.0);
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::sse_clients(-1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_are_given_up_to_the_cap_and_come_back_when_dropped() {
+        let open = Arc::default();
+        let first = OpenStream::claim(&open, Some(2));
+        let second = OpenStream::claim(&open, Some(2));
+        assert!(first.is_some() && second.is_some());
+        assert!(OpenStream::claim(&open, Some(2)).is_none());
+
+        drop(first);
+
+        assert!(OpenStream::claim(&open, Some(2)).is_some());
+        assert_eq!(
+            open.load(Ordering::Acquire),
+            1,
+            "the claim above was dropped"
+        );
+    }
+
+    #[test]
+    fn no_cap_never_refuses() {
+        let open = Arc::default();
+        let held: Vec<_> = (0..100).map(|_| OpenStream::claim(&open, None)).collect();
+        assert!(held.iter().all(Option::is_some));
     }
 }

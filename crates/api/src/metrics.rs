@@ -6,6 +6,8 @@
 //! - `stock_remaining{sale}`: last stock the api saw
 //! - `http_request_duration_seconds{method,route,status}`: histogram
 //! - `redis_command_duration_seconds{command}`, `redis_errors_total{command}`
+//! - `sse_clients`: live streams open; `sse_refused_total`: streams refused
+//!   past `SSE_MAX_CLIENTS`
 //! - `order_jobs_pushed_total`, `order_job_push_failures_total`: orders queued
 //!   (or not); `order_batches_pushed_total`: jobs carrying them (orders per
 //!   job = the first over this)
@@ -14,11 +16,6 @@ use std::{sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-/// Histogram buckets in seconds: 0.25 ms to 5 s.
-pub const BUCKETS: &[f64] = &[
-    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
-
 /// The process-wide recorder (installed once; every app in the process,
 /// tests included, renders the same registry).
 pub fn handle() -> PrometheusHandle {
@@ -26,7 +23,7 @@ pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
-                .set_buckets(BUCKETS)
+                .set_buckets(domain::telemetry::LATENCY_BUCKETS)
                 .expect("static buckets are valid")
                 .install_recorder()
                 .expect("the metrics recorder is installed once per process");
@@ -136,4 +133,14 @@ pub fn request(method: &str, route: &str, status: u16, took: Duration) {
         "status" => status.to_string()
     )
     .record(took.as_secs_f64());
+}
+
+/// Live streams opened (positive) or closed (negative).
+pub fn sse_clients(delta: f64) {
+    metrics::gauge!("flash_sale_sse_clients").increment(delta);
+}
+
+/// A live stream refused past `SSE_MAX_CLIENTS`.
+pub fn sse_refused() {
+    metrics::counter!("flash_sale_sse_refused_total").increment(1);
 }

@@ -1,5 +1,9 @@
 //! The OpenAPI 3.1 document: served at `/api/openapi.json`, browsable at
 //! `/api/docs/` (Swagger UI, vendored into the binary: works offline).
+//!
+//! Routes add themselves as they are registered (`routes::configure`);
+//! `/metrics` is listed here as well, because with `METRICS_PORT` set it is
+//! served on that port and not registered on the public one.
 
 use utoipa::OpenApi;
 
@@ -14,6 +18,7 @@ use utoipa::OpenApi;
         (name = "purchases", description = "Buying, and checking a purchase"),
         (name = "server", description = "Health, metrics and server info"),
     ),
+    paths(crate::routes::metrics::render),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorMessage))
 )]
 pub struct ApiDoc;

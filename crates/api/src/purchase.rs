@@ -112,6 +112,9 @@ async fn queue_order(
     let pushed = paths.queue.push(order).await;
     metrics::job_pushed(pushed.is_ok());
     if let Err(error) = pushed {
-        tracing::error!(%error, "order job not queued; the reconciler will persist it");
+        tracing::error!(
+            error = domain::telemetry::chain(&error),
+            "order job not queued; the reconciler will persist it"
+        );
     }
 }

@@ -25,9 +25,15 @@ pub struct OrderQueue {
     queue: String,
 }
 
+/// Why an order's job is not in Redis. Cloned to every order of the job,
+/// hence the shared source.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("pushing the order job failed: {0}")]
-pub struct PushError(String);
+pub enum PushError {
+    #[error("the order pusher is not running")]
+    PusherGone,
+    #[error("pushing the order job failed")]
+    Redis(#[source] std::sync::Arc<apalis_core::backend::TaskSinkError<apalis_redis::Error>>),
+}
 
 impl OrderQueue {
     /// Starts a pusher to `queue` on the current runtime, over a connection
@@ -57,10 +63,8 @@ impl OrderQueue {
         self.tx
             .send((order, reply))
             .await
-            .map_err(|_| PushError("the pusher stopped".into()))?;
-        pushed
-            .await
-            .map_err(|_| PushError("the pusher dropped the order".into()))?
+            .map_err(|_| PushError::PusherGone)?;
+        pushed.await.map_err(|_| PushError::PusherGone)?
     }
 }
 
@@ -73,7 +77,7 @@ async fn run(mut storage: OrderStorage, mut rx: mpsc::Receiver<(PersistOrder, Re
             .push_task(TaskBuilder::new(PersistOrders { orders }).build())
             .await
             .map(|_| ())
-            .map_err(|e| PushError(e.to_string()));
+            .map_err(|e| PushError::Redis(std::sync::Arc::new(e)));
         for reply in replies {
             let _ = reply.send(pushed.clone());
         }

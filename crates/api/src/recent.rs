@@ -1,7 +1,8 @@
 //! The last stock reading, answering `GET /api/sale/status` for a moment.
 //!
-//! Storefronts poll the status (70% of the seed's load mix), and every poll
-//! was one Redis call. A reading this thread made less than [`MAX_AGE`] ago
+//! Storefronts poll the status (70% of the seed's load mix); one Redis call
+//! per poll would make Redis pay for every open page. A reading this thread
+//! made less than [`MAX_AGE`] ago
 //! answers instead, unless this process has changed the stock since (a
 //! purchase confirmed, a sold-out or lost sale seen, a re-arm): a replica's
 //! own sales show at once, other replicas' within [`MAX_AGE`]. Redis then

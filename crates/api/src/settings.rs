@@ -16,6 +16,15 @@
 //! - `CORS_ORIGINS` (`http://localhost:5173,http://localhost:3000`): origins
 //!   allowed to call from a browser; `*` allows any
 //! - `REDIS_POOL_SIZE` (`4`): pipelined Redis connections of this process
+//! - `SSE_MAX_CLIENTS` (`10000`): open `GET /api/sale/events` streams this
+//!   process serves at once; past it the stream answers 503 and the page
+//!   polls `/api/sale/status` instead. Each stream holds a connection and a
+//!   file descriptor, so size it to the process's memory and `ulimit -n`;
+//!   0 turns the cap off
+//! - `METRICS_PORT` (`0`): when set, `/metrics` is served on this port (bound
+//!   to `HOST`) and not on `PORT`, so Prometheus can reach it while the
+//!   public port does not show it; 0 serves it on `PORT`. The worker reads
+//!   the same name (default 9091): on one host, give each process its own
 
 use chrono::{DateTime, Utc};
 use domain::{
@@ -39,6 +48,10 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub cors_origins: Vec<String>,
     pub log_format: LogFormat,
+    /// Open live streams allowed at once (`None` = no cap).
+    pub sse_max_clients: Option<usize>,
+    /// Where `/metrics` is served apart from the public port (`None` = on it).
+    pub metrics_port: Option<u16>,
 }
 
 /// The sale this api sells, as configured; Redis's copy wins once armed.
@@ -62,9 +75,10 @@ impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let redis_pool_size: usize = env.positive("REDIS_POOL_SIZE", 4)?;
         let redis = RedisConfig::from_env(env)?;
+        let port = env.parse("PORT", 3000)?;
         Ok(Self {
             host: env.string("HOST", "0.0.0.0"),
-            port: env.parse("PORT", 3000)?,
+            port,
             sale: SaleSettings::from_env(env)?,
             queue_redis: RedisConfig::queue_from_env(env, &redis)?,
             redis,
@@ -77,8 +91,22 @@ impl Settings {
                 "http://localhost:5173,http://localhost:3000",
             )),
             log_format: env.parse("LOG_FORMAT", LogFormat::Pretty)?,
+            sse_max_clients: Some(env.parse("SSE_MAX_CLIENTS", 10_000)?).filter(|&n| n > 0),
+            metrics_port: metrics_port(env, port)?,
         })
     }
+}
+
+fn metrics_port(env: &Env, port: u16) -> Result<Option<u16>, ConfigError> {
+    let metrics_port: u16 = env.parse("METRICS_PORT", 0)?;
+    if metrics_port != 0 && metrics_port == port {
+        return Err(ConfigError::new(
+            "METRICS_PORT",
+            &metrics_port.to_string(),
+            "must differ from PORT (0 serves /metrics on PORT)",
+        ));
+    }
+    Ok(Some(metrics_port).filter(|&p| p > 0))
 }
 
 impl SaleSettings {
@@ -156,6 +184,16 @@ mod tests {
         assert_eq!(settings.limits.user_max_attempts, 3);
         assert_eq!(settings.limits.user_window_seconds, 3600);
         assert_eq!(settings.database.pool_max, 20);
+        assert_eq!(settings.sse_max_clients, Some(10_000));
+        assert_eq!(settings.metrics_port, None);
+    }
+
+    #[test]
+    fn zero_turns_the_stream_cap_off_and_keeps_metrics_on_the_public_port() {
+        let env = Env::from_pairs([("SSE_MAX_CLIENTS", "0"), ("METRICS_PORT", "0")]);
+        let settings = Settings::from_env(&env).expect("valid");
+        assert_eq!(settings.sse_max_clients, None);
+        assert_eq!(settings.metrics_port, None);
     }
 
     #[test]
@@ -170,6 +208,9 @@ mod tests {
             ("USER_ATTEMPT_WINDOW_SECONDS", "0"),
             ("PORT", "70000"),
             ("LOG_FORMAT", "xml"),
+            ("SSE_MAX_CLIENTS", "-1"),
+            ("METRICS_PORT", "3000"),
+            ("METRICS_PORT", "70000"),
         ] {
             let err = Settings::from_env(&Env::from_pairs([(name, value)])).expect_err(name);
             assert_eq!(err.name, name);

@@ -35,11 +35,18 @@ use crate::{
 /// Largest purchase body accepted; `{"userId": "<64 chars>"}` is far below.
 pub const JSON_LIMIT: usize = 4096;
 
-/// The api, bound to its port and ready to run.
+/// The api, bound to its port (and `METRICS_PORT`) and ready to run.
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Option<MetricsServer>,
     shutdown: CancellationToken,
+}
+
+/// `/metrics` on a port of its own.
+struct MetricsServer {
+    port: u16,
+    server: Server,
 }
 
 /// Stops a running [`Application`] gracefully.
@@ -47,14 +54,20 @@ pub struct Application {
 pub struct Stopper {
     shutdown: CancellationToken,
     handle: ServerHandle,
+    metrics: Option<ServerHandle>,
 }
 
 impl Stopper {
     /// Ends the live streams, then lets in-flight requests finish (30 s at
-    /// most) and stops.
+    /// most) and stops, the metrics listener with it.
     pub async fn stop(&self) {
         self.shutdown.cancel();
-        self.handle.stop(true).await;
+        let metrics = async {
+            if let Some(metrics) = &self.metrics {
+                metrics.stop(true).await;
+            }
+        };
+        futures::join!(self.handle.stop(true), metrics);
     }
 }
 
@@ -79,7 +92,7 @@ impl Application {
         let queue = OrderQueue::spawn(&settings.queue_redis, &settings.queue)
             .context("creating the queue connection")?;
         let shutdown = CancellationToken::new();
-        let feed = SaleFeed::default();
+        let feed = SaleFeed::new(settings.sse_max_clients);
         feed.spawn_reader(inventory.clone(), sale.total_stock);
         let metrics = crate::metrics::SaleMetrics::new(sale.id.as_str());
         let stock_changes = std::sync::Arc::new(crate::recent::StockChanges::default());
@@ -107,11 +120,23 @@ impl Application {
             .local_addr()
             .context("reading the bound port")?
             .port();
+        // Bound before the public port starts serving: a taken metrics
+        // port stops start-up instead of leaving a replica unwatched.
+        let metrics = settings
+            .metrics_port
+            .map(|port| metrics_server(&settings.host, port))
+            .transpose()?;
         let server = server(listener, state, &settings)?;
-        tracing::info!(port, sale.id = %settings.sale.id, "api listening");
+        tracing::info!(
+            port,
+            metrics.port = metrics.as_ref().map_or(port, |m| m.port),
+            sale.id = %settings.sale.id,
+            "api listening"
+        );
         Ok(Self {
             port,
             server,
+            metrics,
             shutdown,
         })
     }
@@ -125,6 +150,7 @@ impl Application {
         Stopper {
             shutdown: self.shutdown.clone(),
             handle: self.server.handle(),
+            metrics: self.metrics.as_ref().map(|m| m.server.handle()),
         }
     }
 
@@ -136,8 +162,39 @@ impl Application {
             tracing::info!("shutdown requested; ending live streams and finishing requests");
             stopper.stop().await;
         });
-        self.server.await
+        let metrics = async {
+            match self.metrics {
+                Some(metrics) => metrics.server.await,
+                None => Ok(()),
+            }
+        };
+        futures::try_join!(self.server, metrics).map(|_| ())
     }
+}
+
+/// `/metrics` alone on `host:port`: Prometheus scrapes it there while the
+/// public port answers 404 for it.
+fn metrics_server(host: &str, port: u16) -> anyhow::Result<MetricsServer> {
+    let listener = TcpListener::bind((host, port))
+        .with_context(|| format!("binding METRICS_PORT on {host}:{port}"))?;
+    let port = listener
+        .local_addr()
+        .context("reading the bound metrics port")?
+        .port();
+    let server = HttpServer::new(|| {
+        App::new()
+            .configure(routes::metrics_port)
+            .default_service(web::to(error::not_found))
+            .wrap(from_fn(error::error_bodies))
+    })
+    // A scrape every few seconds needs no more than one thread.
+    .workers(1)
+    .listen(listener)
+    .context("starting the metrics server")?
+    .shutdown_timeout(5)
+    .disable_signals()
+    .run();
+    Ok(MetricsServer { port, server })
 }
 
 fn server(
@@ -168,6 +225,7 @@ fn server(
         .collect();
     ip::spawn_housekeeping(active);
     let origins = settings.cors_origins.clone();
+    let metrics_here = settings.metrics_port.is_none();
 
     let server = HttpServer::new(move || {
         let (app, doc) = App::new()
@@ -176,7 +234,7 @@ fn server(
             .app_data(state.clone())
             .app_data(web::Data::new(state.on_this_thread()))
             .app_data(json_config())
-            .configure(routes::configure(limits.clone()))
+            .configure(routes::configure(limits.clone(), metrics_here))
             .split_for_parts();
         app.service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", doc))
             .default_service(web::to(error::not_found))
@@ -184,6 +242,12 @@ fn server(
             .wrap(cors(&origins))
             .wrap(from_fn(observe::requests))
     })
+    // A client that closes its side is gone: without this a closed page's
+    // live stream kept its connection and its place under SSE_MAX_CLIENTS
+    // until a write to it failed, 15 s later at the soonest (the keep-alive
+    // comment). Browsers and the proxies in deploy/ do not half-close a
+    // connection and then wait for the answer.
+    .h1_allow_half_closed(false)
     .listen(listener)
     .context("starting the HTTP server")?
     .shutdown_timeout(30)

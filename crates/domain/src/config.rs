@@ -109,18 +109,6 @@ impl Env {
         }
         Ok(value)
     }
-
-    /// Parses a variable that must be set.
-    pub fn required<T>(&self, name: &str) -> Result<T, ConfigError>
-    where
-        T: FromStr,
-        T::Err: Display,
-    {
-        let raw = self
-            .get(name)
-            .ok_or_else(|| ConfigError::new(name, "", "must be set"))?;
-        raw.parse().map_err(|e| ConfigError::new(name, raw, e))
-    }
 }
 
 /// How to reach Redis.

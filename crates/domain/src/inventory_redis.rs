@@ -25,6 +25,9 @@ pub fn builder(redis: &RedisConfig) -> Result<Builder, Error> {
             conn.internal_command_timeout = timeout;
             conn.max_command_attempts = 1;
         })
-        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+        // Retries at most every 500 ms: a Redis back from an outage is used
+        // within half a second, at a few connection attempts a second per
+        // connection meanwhile.
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 500, 2));
     Ok(builder)
 }

@@ -38,10 +38,36 @@ impl SaleKeys {
         format!("{}:attempts:{user}", self.tag)
     }
 
-    /// Pattern matching every key of the sale (for tests and tooling).
-    pub fn pattern(&self) -> String {
-        // `{` and `}` are not glob metacharacters, `[` is; sale ids have none.
-        format!("{}:*", self.tag)
+    /// The glob matching the meta or ledger key of every sale whose id
+    /// matches `sales` (itself a glob), for `SCAN`.
+    pub fn scan_pattern(sales: &str, part: Scanned) -> String {
+        format!("{{sale:{sales}}}:{}", part.suffix())
+    }
+
+    /// The sale a meta or ledger key belongs to.
+    pub fn sale_of(key: &str) -> Option<SaleId> {
+        let rest = key.strip_prefix("{sale:")?;
+        [Scanned::Meta, Scanned::Buyers]
+            .into_iter()
+            .find_map(|part| rest.strip_suffix(&format!("}}:{}", part.suffix())))
+            .and_then(|id| SaleId::parse(id).ok())
+    }
+}
+
+/// The keys a scan for sales looks at: every armed sale has a meta, every
+/// sale with buyers a ledger (even one whose meta Redis lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scanned {
+    Meta,
+    Buyers,
+}
+
+impl Scanned {
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Meta => "meta",
+            Self::Buyers => "buyers",
+        }
     }
 }
 
@@ -63,5 +89,19 @@ mod tests {
             assert!(key.starts_with("{sale:bf26}:"), "{key}");
         }
         assert_eq!(keys.attempts(&user), "{sale:bf26}:attempts:u-1");
+    }
+
+    #[test]
+    fn scanned_keys_give_back_their_sale() {
+        let sale = SaleId::parse("bf-26").expect("valid");
+        let keys = SaleKeys::new(&sale);
+        assert_eq!(SaleKeys::sale_of(&keys.buyers()), Some(sale.clone()));
+        assert_eq!(SaleKeys::sale_of(&keys.meta()), Some(sale));
+        assert_eq!(SaleKeys::sale_of(&keys.stock()), None);
+        assert_eq!(SaleKeys::sale_of("other"), None);
+        assert_eq!(
+            SaleKeys::scan_pattern("load-*", Scanned::Buyers),
+            "{sale:load-*}:buyers"
+        );
     }
 }

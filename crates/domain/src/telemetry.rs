@@ -4,6 +4,12 @@ use std::str::FromStr;
 
 use tracing_subscriber::{fmt, EnvFilter};
 
+/// Latency histogram buckets in seconds, 0.25 ms to 5 s, of every
+/// `*_duration_seconds` metric of both services.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
 /// `LOG_FORMAT`: JSON lines for production, human-readable locally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -39,4 +45,32 @@ pub fn init(format: LogFormat, default_filter: &str) {
             .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
+}
+
+/// An error and its causes as one line (`outer: inner: root`), for a log
+/// field: `Display` alone shows only the outer message.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_chain_shows_every_cause() {
+        let error = Outer(std::io::Error::other("root"));
+        assert_eq!(chain(&error), "outer: root");
+    }
 }

@@ -2,10 +2,10 @@
 //! writes up to [`MAX_BATCH`] orders per `INSERT … ON CONFLICT DO NOTHING`.
 //!
 //! A job completes only when its batch is committed, so at-least-once
-//! delivery is unchanged; a failed batch fails every job in it and each is
-//! retried (and, past its retries, reconciled) as before.
+//! delivery holds: a failed batch fails every job in it, and each is
+//! retried (and, past its retries, reconciled from the ledger).
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use domain::PersistOrder;
 use tokio::sync::{mpsc, oneshot};
@@ -22,7 +22,21 @@ const MAX_WAIT: Duration = Duration::from_millis(2);
 /// The longest one batch may take (connection and insert).
 const DB_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Reply = oneshot::Sender<Result<(), String>>;
+/// Why a batch, and every order in it, was not committed. Cloned to each
+/// order's waiter, hence the shared sources.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PersistError {
+    #[error("the batcher is not running")]
+    BatcherGone,
+    #[error("no PostgreSQL connection")]
+    Connection(#[source] Arc<bb8::RunError<diesel_async::pooled_connection::PoolError>>),
+    #[error("the insert failed")]
+    Insert(#[source] Arc<diesel::result::Error>),
+    #[error("PostgreSQL did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+type Reply = oneshot::Sender<Result<(), PersistError>>;
 
 #[derive(Clone)]
 pub struct Batcher {
@@ -38,20 +52,19 @@ impl Batcher {
     }
 
     /// Persists a job's orders; returns once every one is committed.
-    pub async fn persist_all(&self, orders: Vec<PersistOrder>) -> Result<(), String> {
+    pub async fn persist_all(&self, orders: Vec<PersistOrder>) -> Result<(), PersistError> {
         let results = futures::future::join_all(orders.into_iter().map(|o| self.persist(o))).await;
         results.into_iter().collect()
     }
 
     /// Persists one order; returns once its batch is committed.
-    pub async fn persist(&self, order: PersistOrder) -> Result<(), String> {
+    pub async fn persist(&self, order: PersistOrder) -> Result<(), PersistError> {
         let (reply, done) = oneshot::channel();
         self.tx
             .send((order, reply))
             .await
-            .map_err(|_| "the batcher stopped".to_owned())?;
-        done.await
-            .map_err(|_| "the batcher dropped the order".to_owned())?
+            .map_err(|_| PersistError::BatcherGone)?;
+        done.await.map_err(|_| PersistError::BatcherGone)?
     }
 }
 
@@ -73,23 +86,26 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<(PersistOrder, Reply)>) {
     }
 }
 
-async fn write(pool: &PgPool, orders: &[PersistOrder]) -> Result<(), String> {
+async fn write(pool: &PgPool, orders: &[PersistOrder]) -> Result<(), PersistError> {
     let started = std::time::Instant::now();
     let written = tokio::time::timeout(DB_TIMEOUT, async {
-        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        let mut conn = pool
+            .get()
+            .await
+            .map_err(|e| PersistError::Connection(Arc::new(e)))?;
         let inserted = db::insert_orders(&mut conn, orders)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| PersistError::Insert(Arc::new(e)))?;
         let conflicts = if inserted < orders.len() {
             // Counting is best effort: the orders are committed either way.
             report_conflicts(&mut conn, orders).await.unwrap_or(0)
         } else {
             0
         };
-        Ok::<_, String>((inserted, conflicts))
+        Ok::<_, PersistError>((inserted, conflicts))
     })
     .await
-    .unwrap_or_else(|_| Err(format!("PostgreSQL did not answer within {DB_TIMEOUT:?}")));
+    .unwrap_or(Err(PersistError::Timeout(DB_TIMEOUT)));
     metrics::db_query("insert_batch", started.elapsed());
     let (inserted, conflicts) = written?;
     metrics::persisted("job", inserted);

@@ -1,7 +1,8 @@
 //! The order worker: consumes `PersistOrders` jobs and writes order rows.
 //!
 //! `main.rs` only reads settings and calls [`run`] or [`migrate`]; tests call
-//! [`spawn`] to run the real worker in-process.
+//! [`spawn`] to run the real worker in-process. [`Worker`] is built, then
+//! runs until stopped.
 
 pub mod batch;
 pub mod db;
@@ -39,100 +40,135 @@ pub async fn migrate(settings: &WorkerSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the worker until `shutdown` is cancelled.
-///
-/// Migrations are applied first (retried while PostgreSQL is unreachable).
-/// Three tasks then run side by side: the apalis loop persisting jobs, the
-/// queue keeper (promoting due jobs so the queue never jams, sweeping
-/// finished ones), and the reconciler making ledgers and rows agree. The
-/// apalis loop is supervised: if it fails (Redis gone, a timeout), the jobs
-/// it held are given back and it is built again after a pause, under a new
-/// name (apalis refuses a name that was alive less than 30 s ago).
+/// Runs the worker until `shutdown` is cancelled (see [`Worker`]).
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    metrics::serve(settings.metrics_port);
-    if !migrate_when_reachable(&settings, &shutdown).await {
-        return Ok(());
-    }
-    let pool = db::pool(&settings.database);
-    let queue_conn = domain::queue::connection(&settings.queue_redis)
-        .context("creating the queue connection")?;
-    // The ledgers live in the inventory Redis, which may be a cluster: fred.
-    let ledger = domain::inventory_redis::builder(&settings.redis)
-        .and_then(|builder| builder.build())
-        .context("creating the ledger connection")?;
-    // Connects in the background and reconnects forever: a worker started
-    // while Redis is down persists jobs as soon as the queue is back.
-    let _connection = fred::prelude::ClientLike::connect(&ledger);
-    let keeper = QueueKeeper::new(&settings.queue);
-    let background = [
-        tokio::spawn(keeper.clone().run(
-            queue_conn.clone(),
-            pool.clone(),
-            settings.poll_interval,
-            settings.finished_job_retention,
-            shutdown.clone(),
-        )),
-        tokio::spawn(
-            Reconciler::new(ledger, pool.clone(), settings.reconcile.clone()).run(shutdown.clone()),
-        ),
-    ];
+    Worker::build(settings)?.run_until_stopped(shutdown).await
+}
 
-    let context = JobContext {
-        batcher: batch::Batcher::spawn(pool),
-    };
-    let mut restarts = 0u32;
-    while !shutdown.is_cancelled() {
-        let name = format!("{}-{restarts}", settings.name);
-        if let Err(error) = keeper.promote_all(&mut queue_conn.clone()).await {
-            tracing::warn!(%error, "promoting due jobs failed");
+/// The worker with its connections made. Every connection is lazy and
+/// reconnects forever, so a worker started while Redis or PostgreSQL is
+/// down waits for them instead of exiting.
+pub struct Worker {
+    settings: WorkerSettings,
+    pool: db::PgPool,
+    queue: redis::aio::ConnectionManager,
+    /// The inventory Redis (the ledgers), which may be a cluster: fred.
+    ledger: fred::clients::Client,
+    keeper: QueueKeeper,
+}
+
+impl Worker {
+    pub fn build(settings: WorkerSettings) -> anyhow::Result<Self> {
+        let queue = domain::queue::connection(&settings.queue_redis)
+            .context("creating the queue connection")?;
+        let ledger = domain::inventory_redis::builder(&settings.redis)
+            .and_then(|builder| builder.build())
+            .context("creating the ledger connection")?;
+        Ok(Self {
+            pool: db::pool(&settings.database),
+            keeper: QueueKeeper::new(&settings.queue),
+            queue,
+            ledger,
+            settings,
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled.
+    ///
+    /// Migrations are applied first (retried while PostgreSQL is
+    /// unreachable). Three tasks then run side by side: the apalis loop
+    /// persisting jobs, the queue keeper (promoting due jobs so the queue
+    /// never jams, sweeping finished ones), and the reconciler making
+    /// ledgers and rows agree.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        metrics::serve(self.settings.metrics_port);
+        if !migrate_when_reachable(&self.settings, &shutdown).await {
+            return Ok(());
         }
-        let result = bounded(
-            run_once(
-                &settings,
+        let _connection = fred::prelude::ClientLike::connect(&self.ledger);
+        let background = [
+            tokio::spawn(self.keeper.clone().run(
+                self.queue.clone(),
+                self.pool.clone(),
+                self.settings.poll_interval,
+                self.settings.finished_job_retention,
+                shutdown.clone(),
+            )),
+            tokio::spawn(
+                Reconciler::new(
+                    self.ledger.clone(),
+                    self.pool.clone(),
+                    self.settings.reconcile.clone(),
+                )
+                .run(shutdown.clone()),
+            ),
+        ];
+        self.supervise(&shutdown).await;
+        for task in background {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a background task did not stop within 5 s; leaving it");
+            }
+        }
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    /// Runs the apalis loop until `shutdown`. When it fails (Redis gone, a
+    /// timeout), the jobs it held are given back and it is built again
+    /// after a pause, under a new name (apalis refuses a name that was
+    /// alive less than 30 s ago).
+    async fn supervise(&self, shutdown: &CancellationToken) {
+        let context = JobContext {
+            batcher: batch::Batcher::spawn(self.pool.clone()),
+        };
+        let mut restarts = 0u32;
+        while !shutdown.is_cancelled() {
+            let name = format!("{}-{restarts}", self.settings.name);
+            if let Err(error) = self.keeper.promote_all(&mut self.queue.clone()).await {
+                tracing::warn!(%error, "promoting due jobs failed");
+            }
+            let job_loop = run_once(
+                &self.settings,
                 &name,
-                queue_conn.clone(),
+                self.queue.clone(),
                 context.clone(),
                 shutdown.clone(),
-            ),
-            &shutdown,
-        )
-        .await;
-        // Whatever the loop still held goes back to the queue now, not when
-        // another worker finds the loop dead.
-        match keeper.release(&mut queue_conn.clone(), &name).await {
-            Ok(0) => {}
-            Ok(released) => tracing::info!(released, %name, "jobs of the stopped loop given back"),
-            Err(error) => {
-                tracing::warn!(%error, %name, "giving back the stopped loop's jobs failed; apalis will after 30 s")
-            }
-        }
-        match result {
-            Ok(()) if shutdown.is_cancelled() => break,
-            Ok(()) => tracing::warn!("worker loop ended by itself; restarting"),
-            Err(error) => {
-                tracing::error!(
+            );
+            let result = bounded(job_loop, shutdown).await;
+            self.give_back(&name).await;
+            match result {
+                Ok(()) if shutdown.is_cancelled() => break,
+                Ok(()) => tracing::warn!("worker loop ended by itself; restarting"),
+                Err(error) => tracing::error!(
                     error = format!("{error:#}"),
                     "worker loop failed; restarting"
-                )
+                ),
+            }
+            restarts += 1;
+            let pause = Duration::from_millis(200 * u64::from(restarts.min(10)));
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
             }
         }
-        restarts += 1;
-        let pause = Duration::from_millis(200 * u64::from(restarts.min(10)));
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(pause) => {}
+    }
+
+    /// Whatever the stopped loop `name` still held goes back to the queue
+    /// now, not when another worker finds the loop dead.
+    async fn give_back(&self, name: &str) {
+        match self.keeper.release(&mut self.queue.clone(), name).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, %name, "jobs of the stopped loop given back"),
+            Err(error) => tracing::warn!(
+                %error,
+                %name,
+                "giving back the stopped loop's jobs failed; apalis will after 30 s"
+            ),
         }
     }
-    for task in background {
-        if tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("a background task did not stop within 5 s; leaving it");
-        }
-    }
-    tracing::info!("worker stopped");
-    Ok(())
 }
 
 /// How long in-flight jobs get to finish after a shutdown request. Past it

@@ -15,10 +15,6 @@ use std::{net::SocketAddr, time::Duration};
 
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-const BUCKETS: &[f64] = &[
-    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
-
 /// Installs the recorder and its HTTP listener; port 0 turns both off.
 /// A process that already has a recorder (tests embedding the api and the
 /// worker) keeps it and the worker's metrics go there.
@@ -27,7 +23,7 @@ pub fn serve(port: u16) {
         return;
     }
     let installed = PrometheusBuilder::new()
-        .set_buckets(BUCKETS)
+        .set_buckets(domain::telemetry::LATENCY_BUCKETS)
         .map(|b| b.with_http_listener(SocketAddr::from(([0, 0, 0, 0], port))))
         .and_then(|b| b.install());
     match installed {

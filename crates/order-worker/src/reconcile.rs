@@ -32,7 +32,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use domain::{
     scripts::{arm_args, ARM_LUA},
-    ArmMode, ArmOutcome, LedgerEntry, OrderId, PersistOrder, SaleId, SaleKeys, UserId,
+    ArmMode, ArmOutcome, LedgerEntry, OrderId, PersistOrder, SaleId, SaleKeys, Scanned, UserId,
 };
 use fred::{
     clients::Client,
@@ -158,8 +158,8 @@ impl Reconciler {
     /// The sales with a ledger or a meta; on a cluster, every primary is scanned.
     async fn sales(&self) -> Result<Vec<SaleId>, fred::error::Error> {
         let mut sales = std::collections::BTreeSet::new();
-        for part in ["buyers", "meta"] {
-            let pattern = format!("{{sale:{}}}:{part}", self.settings.sales);
+        for part in [Scanned::Buyers, Scanned::Meta] {
+            let pattern = SaleKeys::scan_pattern(&self.settings.sales, part);
             let keys: Vec<Key> = if self.redis.is_clustered() {
                 self.redis
                     .scan_cluster_buffered(pattern, Some(1000), None)
@@ -171,7 +171,10 @@ impl Reconciler {
                     .try_collect()
                     .await?
             };
-            sales.extend(keys.iter().filter_map(|key| key.as_str().and_then(sale_of)));
+            sales.extend(
+                keys.iter()
+                    .filter_map(|key| key.as_str().and_then(SaleKeys::sale_of)),
+            );
         }
         Ok(sales.into_iter().collect())
     }
@@ -348,15 +351,6 @@ fn ledger_entry(row: &(uuid::Uuid, String, DateTime<Utc>)) -> (String, LedgerEnt
     (user.clone(), entry)
 }
 
-/// The sale of a `{sale:ID}:buyers` or `{sale:ID}:meta` key.
-fn sale_of(key: &str) -> Option<SaleId> {
-    let rest = key.strip_prefix("{sale:")?;
-    let id = rest
-        .strip_suffix("}:buyers")
-        .or_else(|| rest.strip_suffix("}:meta"))?;
-    SaleId::parse(id).ok()
-}
-
 fn order_of(sale: &SaleId, user: &str, entry: &str) -> Option<PersistOrder> {
     let parsed = LedgerEntry::parse(entry)
         .inspect_err(|e| tracing::error!(error = %e, "skipping a malformed ledger entry"))
@@ -375,20 +369,6 @@ fn order_of(sale: &SaleId, user: &str, entry: &str) -> Option<PersistOrder> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sale_ids_come_from_ledger_keys_only() {
-        assert_eq!(
-            sale_of("{sale:bf-26}:buyers").map(|s| s.to_string()),
-            Some("bf-26".into())
-        );
-        assert_eq!(
-            sale_of("{sale:bf-26}:meta").map(|s| s.to_string()),
-            Some("bf-26".into())
-        );
-        assert_eq!(sale_of("{sale:bf-26}:stock"), None);
-        assert_eq!(sale_of("other"), None);
-    }
 
     #[test]
     fn a_ledger_entry_holds_only_its_own_order() {

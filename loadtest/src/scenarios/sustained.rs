@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::{
+    orders::Orders,
     report::Report,
     shop::Shop,
     stats::{Latencies, Statuses},
@@ -38,7 +39,7 @@ fn kind_of(i: u64, purchase_tenths: u64) -> Kind {
     }
 }
 
-pub async fn run(shop: &Shop, options: &Options) -> anyhow::Result<Report> {
+pub async fn run(shop: &Shop, orders: &Orders, options: &Options) -> anyhow::Result<Report> {
     let mut report = Report::new("sustained");
     let rate = options.rate.unwrap_or(500);
     let seconds = options.duration_secs.unwrap_or(60);
@@ -133,6 +134,23 @@ pub async fn run(shop: &Shop, options: &Options) -> anyhow::Result<Report> {
     ));
     report.check("errors (status not 200, purchase not 201)", 0, errors);
     report.check("answers", total, all.count());
+
+    // From confirmation to row, with the worker persisting as it goes.
+    let sale = shop.sale_id().await?;
+    let confirmed = purchase_answers.get(201);
+    let rows = orders
+        .wait_for(&sale, confirmed, Instant::now(), options.drain_limit())
+        .await?;
+    report.check("rows (one per 201)", confirmed, rows.rows);
+    let waits = orders.confirm_to_row(&sale).await?;
+    report.say(format!(
+        "  confirm-to-row: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        waits.p50_ms, waits.p99_ms, waits.max_ms
+    ));
+    report.figure(
+        "confirmToRowMs",
+        serde_json::json!({"p50": waits.p50_ms, "p99": waits.p99_ms, "max": waits.max_ms}),
+    );
 
     report.figure("rate", rate);
     report.figure("seconds", seconds);

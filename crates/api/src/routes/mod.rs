@@ -1,11 +1,13 @@
 //! Routes, grouped by resource and registered from [`configure`]. Each
 //! handler carries its OpenAPI description, and utoipa-actix-web collects
 //! the document from exactly the services registered here: a route cannot
-//! be served without being documented.
+//! be served without being documented. The one exception runs the other
+//! way: with `METRICS_PORT` set, `/metrics` is served by [`metrics_port`]
+//! on its own port and `ApiDoc` lists it still.
 
 mod events;
 mod health;
-mod metrics;
+pub(crate) mod metrics;
 pub mod purchases;
 mod root;
 mod sale;
@@ -25,7 +27,9 @@ pub struct IpLimits {
     pub unused: IpLimit,
 }
 
-pub fn configure(limits: IpLimits) -> impl FnOnce(&mut ServiceConfig) {
+/// The public port's routes; `/metrics` among them unless it has a port
+/// of its own.
+pub fn configure(limits: IpLimits, metrics_here: bool) -> impl FnOnce(&mut ServiceConfig) {
     move |cfg| {
         let governor = |limit: &Option<IpLimit>| {
             Condition::new(
@@ -37,7 +41,6 @@ pub fn configure(limits: IpLimits) -> impl FnOnce(&mut ServiceConfig) {
             .service(sale::status)
             .service(events::events)
             .service(health::check)
-            .service(metrics::render)
             .service(
                 scope("/api/purchases")
                     .wrap(governor(&limits.per_second))
@@ -45,5 +48,13 @@ pub fn configure(limits: IpLimits) -> impl FnOnce(&mut ServiceConfig) {
                     .service(purchases::create::create)
                     .service(purchases::status::status),
             );
+        if metrics_here {
+            cfg.service(metrics::render);
+        }
     }
+}
+
+/// The routes of `METRICS_PORT`: `/metrics` alone.
+pub fn metrics_port(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.service(metrics::render);
 }

@@ -22,16 +22,21 @@ use crate::{
     support::spawn_api_process,
 };
 
-/// Purchases `user` until the answer is not 503 (the sale being re-armed),
-/// for at most `limit`; returns the last answer's status and body.
-async fn purchase_once_healed(app: &TestApp, user: &str, limit: Duration) -> (u16, Value) {
+/// Purchases `user` every 100 ms until the answer's status is not
+/// `status`, for at most `limit`; returns the last answer.
+async fn purchase_until_not(
+    app: &TestApp,
+    user: &str,
+    status: u16,
+    limit: Duration,
+) -> (u16, Value) {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let response = app.purchase(user).await;
-        let status = response.status().as_u16();
+        let got = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status != 503 || tokio::time::Instant::now() > deadline {
-            return (status, body);
+        if got != status || tokio::time::Instant::now() > deadline {
+            return (got, body);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -98,7 +103,7 @@ async fn a_sale_whose_ledger_is_lost_gives_no_second_201_and_is_rebuilt_from_pos
     let _: i64 = redis().await.del(app.keys().buyers()).await.expect("DEL");
 
     let first = app.purchase("ll-2").await.status();
-    let (status, body) = purchase_once_healed(&app, "ll-2", Duration::from_secs(5)).await;
+    let (status, body) = purchase_until_not(&app, "ll-2", 503, Duration::from_secs(5)).await;
 
     assert_eq!(first, 503, "a stock without its ledger is not sold from");
     assert_eq!(status, 409, "the earlier buyer is known again");
@@ -200,25 +205,6 @@ async fn a_replica_that_saw_the_sale_sold_out_sells_again_once_a_rebuild_brings_
         "the replica sells the unit the rebuild brought back"
     );
     assert_eq!(other.purchase("so-other").await.status(), 410);
-}
-
-/// Purchases `user` until the answer is not `status`, for at most `limit`.
-async fn purchase_until_not(
-    app: &TestApp,
-    user: &str,
-    status: u16,
-    limit: Duration,
-) -> (u16, Value) {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let response = app.purchase(user).await;
-        let got = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if got != status || tokio::time::Instant::now() > deadline {
-            return (got, body);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn insert_order(database: &str, config: &TestConfig, user: &str, order: &Value) {

@@ -1,0 +1,287 @@
+//! `loadtest bench`: what each endpoint costs, measured beside the api's own
+//! `GET /` in one run on this machine, so the ratios hold however busy the
+//! shared machine is. `BENCH_ROUNDS` interleaved rounds of
+//! `BENCH_SECONDS` per endpoint (wrk, 2 threads); each row is the round with
+//! the median rate, so one noisy moment does not decide a ratio.
+//!
+//! Rows: `GET /`, `GET /api/sale/status`, purchases with no worker running
+//! (the api and Redis alone), purchases with a worker persisting them live
+//! (their confirm-to-row times from PostgreSQL), and purchases of a sold-out
+//! sale. Beside them: the orders persisted per second by one worker
+//! draining the first purchase rows' backlog, Redis's command time and CPU
+//! per purchase, the api's CPU per request and memory.
+//!
+//! Writes `docs/bench/latest.md` (what the README shows) and a JSON copy
+//! under `loadtest/results/`.
+
+mod procfs;
+mod redis_stats;
+mod report;
+mod stack;
+mod wrk;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+
+use crate::orders::Orders;
+use redis_stats::{Counters, RedisStats};
+pub use report::BenchReport;
+pub use stack::Stack;
+
+/// How a benchmark runs.
+#[derive(Debug, Clone)]
+pub struct BenchSettings {
+    pub stack: Stack,
+    pub seconds: u64,
+    pub rounds: usize,
+    pub connections: u32,
+    /// The first of the ports the apis listen on.
+    pub port: u16,
+    /// The wrk script posting a fresh user per request.
+    pub purchase_script: PathBuf,
+    pub markdown: PathBuf,
+    pub results: PathBuf,
+}
+
+/// One endpoint's round: wrk's figures and the api's CPU over it.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub wrk: wrk::Run,
+    pub api_cpu: f64,
+}
+
+impl Sample {
+    pub fn api_us(&self) -> f64 {
+        wrk::per_request_us(self.api_cpu, self.wrk.requests)
+    }
+}
+
+/// The endpoints measured, in report order.
+pub const ENDPOINTS: [&str; 5] = [
+    "plaintext",
+    "status",
+    "purchase",
+    "purchase-live",
+    "sold-out",
+];
+
+pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
+    let load_at_start = procfs::load_average();
+    let stack = &settings.stack;
+    let mut redis = RedisStats::connect(&stack.redis_url).await?;
+    let orders = Orders::connect(&stack.database_url).await?;
+
+    let bench = stack
+        .api("purchase", settings.port, 100_000_000, &[])
+        .await?;
+    let live = stack
+        .api("live", settings.port + 1, 100_000_000, &[])
+        .await?;
+    let _live_worker = stack.worker(&live)?;
+    let sold = stack.api("sold-out", settings.port + 2, 1, &[]).await?;
+    buy_one(&sold.base()).await?;
+    let late = write_late_shopper_script()?;
+
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); ENDPOINTS.len()];
+    let mut redis_per_purchase = Counters::default();
+    let duration = Duration::from_secs(settings.seconds);
+    println!(
+        "[bench] {} interleaved rounds of {} s per endpoint, {} connections; medians reported",
+        settings.rounds, settings.seconds, settings.connections
+    );
+    for round in 1..=settings.rounds {
+        let purchase = Some(settings.purchase_script.as_path());
+        let runs: [(String, u32, Option<&Path>); 5] = [
+            (format!("{}/", bench.base()), bench.pid(), None),
+            (
+                format!("{}/api/sale/status", bench.base()),
+                bench.pid(),
+                None,
+            ),
+            (
+                format!("{}/api/purchases", bench.base()),
+                bench.pid(),
+                purchase,
+            ),
+            (
+                format!("{}/api/purchases", live.base()),
+                live.pid(),
+                purchase,
+            ),
+            (
+                format!("{}/api/purchases", sold.base()),
+                sold.pid(),
+                Some(late.path()),
+            ),
+        ];
+        for (i, (url, pid, script)) in runs.iter().enumerate() {
+            let redis_before = redis.counters().await?;
+            let sample = measure(url, *pid, duration, settings.connections, *script).await?;
+            if ENDPOINTS[i] == "purchase" {
+                let spent = redis.counters().await?.since(redis_before);
+                redis_per_purchase.command_us += spent.command_us;
+                redis_per_purchase.cpu += spent.cpu;
+            }
+            samples[i].push(sample);
+        }
+        let rates: Vec<String> = ENDPOINTS
+            .iter()
+            .zip(&samples)
+            .map(|(name, s)| format!("{name} {:.0}", s[round - 1].wrk.per_second))
+            .collect();
+        println!("[bench] round {round}: {} req/s", rates.join(", "));
+    }
+
+    let bought = redis.buyers(&bench.sale).await?;
+    let bought_live = redis.buyers(&live.sale).await?;
+    let (rss, peak) = procfs::rss_mb(bench.pid())?;
+
+    println!("[bench] {bought_live} live orders: waiting for their rows");
+    let live_rows = orders
+        .wait_for(
+            &live.sale,
+            bought_live,
+            Instant::now(),
+            Duration::from_secs(300),
+        )
+        .await?;
+    let confirm_to_row = orders.confirm_to_row(&live.sale).await?;
+
+    println!("[bench] {bought} orders queued with no worker; starting one to drain them");
+    let started = Instant::now();
+    let mut drainer = stack.worker(&bench)?;
+    let drained = orders
+        .wait_for(&bench.sale, bought, started, Duration::from_secs(600))
+        .await?;
+    drainer.stop();
+    if drained.rows < bought || live_rows.rows < bought_live {
+        bail!(
+            "rows missing: {}/{bought} drained, {}/{bought_live} live",
+            drained.rows,
+            live_rows.rows
+        );
+    }
+
+    let report = BenchReport {
+        settings: settings.clone(),
+        load_at_start,
+        medians: samples.iter().map(|s| median(s).clone()).collect(),
+        bought,
+        bought_live,
+        persisted_per_second: drained.rows as f64 / drained.after.as_secs_f64(),
+        redis_command_us: redis_per_purchase.command_us / bought.max(1) as f64,
+        redis_cpu_us: redis_per_purchase.cpu * 1e6 / bought.max(1) as f64,
+        confirm_to_row,
+        api_rss_mb: (rss, peak),
+    };
+    report.write()?;
+    Ok(report)
+}
+
+/// One wrk round against `url`, with the CPU the api `pid` spent on it.
+async fn measure(
+    url: &str,
+    pid: u32,
+    duration: Duration,
+    connections: u32,
+    script: Option<&Path>,
+) -> anyhow::Result<Sample> {
+    let before = procfs::cpu(pid)?;
+    let wrk = wrk::run(url, duration, connections, script).await?;
+    let api_cpu = procfs::cpu(pid)? - before;
+    Ok(Sample { wrk, api_cpu })
+}
+
+/// The sample with the median rate.
+fn median(samples: &[Sample]) -> &Sample {
+    let mut sorted: Vec<&Sample> = samples.iter().collect();
+    sorted.sort_by(|a, b| a.wrk.per_second.total_cmp(&b.wrk.per_second));
+    sorted[(sorted.len() - 1) / 2]
+}
+
+/// The sold-out sale's one unit goes to its first buyer.
+async fn buy_one(base: &str) -> anyhow::Result<()> {
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/api/purchases"))
+        .json(&serde_json::json!({ "userId": "bench-first" }))
+        .send()
+        .await?;
+    if answer.status() != 201 {
+        bail!(
+            "the sold-out sale's first purchase answered {}",
+            answer.status()
+        );
+    }
+    Ok(())
+}
+
+/// A wrk script sending one late shopper's body as it is: any user not
+/// among the buyers costs the server the same lookup, and no per-request
+/// Lua in wrk keeps its cost the same as for `GET /`.
+fn write_late_shopper_script() -> anyhow::Result<tempfile_path::TempPath> {
+    tempfile_path::TempPath::write(
+        "late.lua",
+        r#"wrk.method = "POST"
+wrk.body = '{"userId":"late-shopper"}'
+wrk.headers["Content-Type"] = "application/json"
+"#,
+    )
+}
+
+/// A file removed when dropped (no extra crate for one file).
+mod tempfile_path {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempPath(PathBuf);
+
+    impl TempPath {
+        pub fn write(name: &str, text: &str) -> anyhow::Result<Self> {
+            let path = std::env::temp_dir().join(format!("{}-{name}", uuid_like()));
+            std::fs::write(&path, text)?;
+            Ok(Self(path))
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn uuid_like() -> String {
+        format!(
+            "bench-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        )
+    }
+}
+
+/// The default paths, relative to the repository root.
+pub fn default_paths(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        root.join("loadtest/purchase.lua"),
+        root.join("docs/bench/latest.md"),
+        root.join("loadtest/results"),
+    )
+}
+
+/// `with_context` for the settings the shell passes.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Ok(raw) if !raw.trim().is_empty() => raw
+            .trim()
+            .parse()
+            .ok()
+            .with_context(|| format!("{name}={raw:?} is not a valid value")),
+        _ => Ok(default),
+    }
+}

@@ -1,0 +1,59 @@
+//! CPU time and memory of processes, from Linux's /proc.
+
+use anyhow::Context;
+
+/// Clock ticks per second of /proc's time fields (USER_HZ: 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The fields of /proc/<pid>/stat after the command name (which may hold spaces).
+fn stat_fields(pid: &str) -> anyhow::Result<Vec<String>> {
+    let path = format!("/proc/{pid}/stat");
+    let raw = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let after_name = raw
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("unexpected {path}"))?;
+    Ok(after_name.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Field `n` of stat (1-based as in proc(5)); the name is field 2.
+fn field(fields: &[String], n: usize) -> anyhow::Result<f64> {
+    fields
+        .get(n - 3)
+        .and_then(|f| f.parse::<f64>().ok())
+        .context("short /proc stat line")
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+pub fn cpu(pid: u32) -> anyhow::Result<f64> {
+    let fields = stat_fields(&pid.to_string())?;
+    Ok((field(&fields, 14)? + field(&fields, 15)?) / TICKS_PER_SECOND)
+}
+
+/// CPU seconds (user + system) of this process's finished, waited-for children.
+pub fn children_cpu() -> anyhow::Result<f64> {
+    let fields = stat_fields("self")?;
+    Ok((field(&fields, 16)? + field(&fields, 17)?) / TICKS_PER_SECOND)
+}
+
+/// Resident memory of `pid` now and at its peak, in MB.
+pub fn rss_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let kb = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0))
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}

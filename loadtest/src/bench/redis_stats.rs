@@ -1,0 +1,96 @@
+//! What Redis spent: command time (INFO commandstats) and CPU (INFO cpu).
+
+use anyhow::Context;
+use redis::aio::MultiplexedConnection;
+
+pub struct RedisStats {
+    conn: MultiplexedConnection,
+}
+
+/// A reading of Redis's counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    /// Microseconds spent in commands, all commands summed.
+    pub command_us: f64,
+    /// CPU seconds, user + system.
+    pub cpu: f64,
+}
+
+impl Counters {
+    pub fn since(self, earlier: Counters) -> Counters {
+        Counters {
+            command_us: self.command_us - earlier.command_us,
+            cpu: self.cpu - earlier.cpu,
+        }
+    }
+}
+
+impl RedisStats {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).context("the Redis URL")?;
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .context("connecting to Redis")?;
+        Ok(Self { conn })
+    }
+
+    pub async fn counters(&mut self) -> anyhow::Result<Counters> {
+        let commands: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.conn)
+            .await?;
+        let cpu: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(Counters {
+            command_us: command_usec(&commands),
+            cpu: cpu_seconds(&cpu),
+        })
+    }
+
+    /// Entries in a sale's ledger: its confirmed purchases.
+    pub async fn buyers(&mut self, sale: &str) -> anyhow::Result<u64> {
+        let sale = domain::SaleId::parse(sale).context("a sale id")?;
+        let n: u64 = redis::cmd("HLEN")
+            .arg(domain::SaleKeys::new(&sale).buyers())
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(n)
+    }
+}
+
+/// The sum of `usec=` over every command of INFO commandstats.
+fn command_usec(info: &str) -> f64 {
+    info.lines()
+        .filter_map(|l| l.split("usec=").nth(1))
+        .filter_map(|rest| rest.split(',').next())
+        .filter_map(|n| n.parse::<f64>().ok())
+        .sum()
+}
+
+/// used_cpu_user + used_cpu_sys of INFO cpu.
+fn cpu_seconds(info: &str) -> f64 {
+    info.lines()
+        .filter_map(|l| {
+            l.strip_prefix("used_cpu_user:")
+                .or_else(|| l.strip_prefix("used_cpu_sys:"))
+        })
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_sections_sum_what_is_asked() {
+        let commands = "# Commandstats\r\ncmdstat_get:calls=2,usec=15,usec_per_call=7.50,rejected_calls=0\r\ncmdstat_evalsha:calls=10,usec=200,usec_per_call=20.00\r\n";
+        assert_eq!(command_usec(commands), 215.0);
+        let cpu =
+            "# CPU\r\nused_cpu_sys:1.50\r\nused_cpu_user:2.25\r\nused_cpu_sys_children:9.0\r\n";
+        assert_eq!(cpu_seconds(cpu), 3.75);
+    }
+}

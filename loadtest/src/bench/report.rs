@@ -1,0 +1,217 @@
+//! The benchmark's results: `docs/bench/latest.md` (what the README shows)
+//! and a JSON copy under `loadtest/results/`.
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::{BenchSettings, Sample, ENDPOINTS};
+use crate::orders::ConfirmToRow;
+
+pub struct BenchReport {
+    pub settings: BenchSettings,
+    pub load_at_start: String,
+    /// The median round of each of [`ENDPOINTS`].
+    pub medians: Vec<Sample>,
+    pub bought: u64,
+    pub bought_live: u64,
+    pub persisted_per_second: f64,
+    pub redis_command_us: f64,
+    pub redis_cpu_us: f64,
+    pub confirm_to_row: ConfirmToRow,
+    pub api_rss_mb: (f64, f64),
+}
+
+/// How each row is named in the table.
+fn label(endpoint: &str) -> &'static str {
+    match endpoint {
+        "plaintext" => "`GET /` (baseline)",
+        "status" => "`GET /api/sale/status`",
+        "purchase" => "`POST /api/purchases`, no worker",
+        "purchase-live" => "`POST /api/purchases`, worker persisting live",
+        _ => "`POST /api/purchases`, sold out",
+    }
+}
+
+impl BenchReport {
+    fn sample(&self, endpoint: &str) -> &Sample {
+        let i = ENDPOINTS.iter().position(|e| *e == endpoint).unwrap_or(0);
+        &self.medians[i]
+    }
+
+    /// Rate of `endpoint` over `GET /`'s.
+    pub fn ratio(&self, endpoint: &str) -> f64 {
+        self.sample(endpoint).wrk.per_second / self.sample("plaintext").wrk.per_second
+    }
+
+    pub fn markdown(&self) -> String {
+        let s = &self.settings;
+        let mut out = String::new();
+        let _ = writeln!(out, "# `make bench`: the latest run\n");
+        let _ = writeln!(
+            out,
+            "Written by `make bench` (`loadtest/bench.sh` -> `loadtest bench`); rerun it to refresh this file.\n"
+        );
+        let _ = writeln!(
+            out,
+            "- date: {}",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        let _ = writeln!(out, "- code: {}", git_describe());
+        let _ = writeln!(
+            out,
+            "- machine: {} cores, {}, load average at the start {} (the cores are shared with wrk, Redis and PostgreSQL)",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            kernel(),
+            self.load_at_start
+        );
+        let _ = writeln!(
+            out,
+            "- method: {} interleaved rounds of {} s per row, wrk -t2 -c{}; each row is its median round; release build, `RUST_LOG=warn`, limits off\n",
+            s.rounds, s.seconds, s.connections
+        );
+        let _ = writeln!(out, "| endpoint | req/s | x `GET /` | p50 ms | p99 ms | api CPU us/req | wrk CPU us/req | not 2xx |");
+        let _ = writeln!(
+            out,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for endpoint in ENDPOINTS {
+            let m = self.sample(endpoint);
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {} |",
+                label(endpoint),
+                m.wrk.per_second,
+                self.ratio(endpoint),
+                m.wrk.p50_ms,
+                m.wrk.p99_ms,
+                m.api_us(),
+                m.wrk.wrk_us(),
+                m.wrk.non_2xx + m.wrk.socket_errors
+            );
+        }
+        let c = &self.confirm_to_row;
+        let _ = writeln!(out);
+        let _ = writeln!(out, "| figure | value |");
+        let _ = writeln!(out, "| --- | ---: |");
+        let _ = writeln!(
+            out,
+            "| purchases confirmed, no worker / worker live | {} / {} |",
+            self.bought, self.bought_live
+        );
+        let _ = writeln!(
+            out,
+            "| Redis command time per purchase (INFO commandstats, pushes included) | {:.1} us |",
+            self.redis_command_us
+        );
+        let _ = writeln!(
+            out,
+            "| Redis CPU per purchase (INFO cpu) | {:.1} us |",
+            self.redis_cpu_us
+        );
+        let _ = writeln!(
+            out,
+            "| api CPU per purchase / per `GET /` | {:.2}x |",
+            self.sample("purchase").api_us() / self.sample("plaintext").api_us()
+        );
+        let _ = writeln!(
+            out,
+            "| confirm-to-row, worker live: p50 / p99 / max | {:.0} / {:.0} / {:.0} ms |",
+            c.p50_ms, c.p99_ms, c.max_ms
+        );
+        let _ = writeln!(
+            out,
+            "| orders persisted per second (one worker draining the no-worker backlog) | {:.0} |",
+            self.persisted_per_second
+        );
+        let _ = writeln!(
+            out,
+            "| api memory after the purchase rounds (peak) | {:.1} MB ({:.1} MB) |",
+            self.api_rss_mb.0, self.api_rss_mb.1
+        );
+        out
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let rows: serde_json::Map<String, serde_json::Value> = ENDPOINTS
+            .iter()
+            .map(|e| {
+                let m = self.sample(e);
+                let row = json!({
+                    "requestsPerSecond": m.wrk.per_second,
+                    "ratioToPlaintext": self.ratio(e),
+                    "p50Ms": m.wrk.p50_ms,
+                    "p99Ms": m.wrk.p99_ms,
+                    "apiCpuMicrosPerRequest": m.api_us(),
+                    "wrkCpuMicrosPerRequest": m.wrk.wrk_us(),
+                    "notOk": m.wrk.non_2xx + m.wrk.socket_errors,
+                });
+                ((*e).to_owned(), row)
+            })
+            .collect();
+        let c = &self.confirm_to_row;
+        json!({
+            "date": chrono::Utc::now().to_rfc3339(),
+            "code": git_describe(),
+            "loadAtStart": self.load_at_start,
+            "seconds": self.settings.seconds,
+            "rounds": self.settings.rounds,
+            "connections": self.settings.connections,
+            "rows": rows,
+            "purchasesConfirmed": {"noWorker": self.bought, "workerLive": self.bought_live},
+            "redisMicrosPerPurchase": {"commands": self.redis_command_us, "cpu": self.redis_cpu_us},
+            "confirmToRowMs": {"p50": c.p50_ms, "p99": c.p99_ms, "max": c.max_ms},
+            "ordersPersistedPerSecond": self.persisted_per_second,
+            "apiRssMb": {"after": self.api_rss_mb.0, "peak": self.api_rss_mb.1},
+        })
+    }
+
+    /// Writes the markdown and the JSON copy, and prints the markdown.
+    pub fn write(&self) -> anyhow::Result<()> {
+        let markdown = self.markdown();
+        println!("\n{markdown}");
+        let md = &self.settings.markdown;
+        if let Some(dir) = md.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(md, &markdown).with_context(|| format!("writing {}", md.display()))?;
+        let dir = &self.settings.results;
+        std::fs::create_dir_all(dir)?;
+        let json_path = dir.join(format!("bench-{}.json", self.settings.stack.run_id));
+        std::fs::write(
+            &json_path,
+            serde_json::to_string_pretty(&self.json())? + "\n",
+        )?;
+        println!("written: {} and {}", md.display(), json_path.display());
+        Ok(())
+    }
+}
+
+/// The commit measured, marked when the tree had changes.
+fn git_describe() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let commit = run(&["rev-parse", "--short", "HEAD"]);
+    let dirty = !run(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    format!(
+        "{commit}{}",
+        if dirty {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        }
+    )
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| format!("Linux {}", k.trim()))
+        .unwrap_or_default()
+}
