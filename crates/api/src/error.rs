@@ -13,7 +13,6 @@ use actix_web::{
     middleware::Next,
     HttpResponse, HttpResponseBuilder, ResponseError,
 };
-use chrono::Utc;
 use domain::{time::iso_millis, LedgerEntry};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -184,7 +183,9 @@ impl ErrorPayload {
             status_code: status.as_u16(),
             message: self.message,
             error: status.canonical_reason().unwrap_or("Error").to_owned(),
-            timestamp: iso_millis(Utc::now()),
+            // This replica's clock: a debug build's FLASH_SALE_CLOCK_SKEW_MS
+            // shows here, so a test can see the skew is in effect.
+            timestamp: iso_millis(crate::clock::now()),
             path: path.to_owned(),
             order_id: self.order_id,
             purchased_at: self.purchased_at,

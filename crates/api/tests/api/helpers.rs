@@ -89,13 +89,7 @@ pub async fn spawn_app_with(config: TestConfig) -> TestApp {
     if let Ok(filter) = std::env::var("TEST_LOG") {
         domain::telemetry::init(domain::telemetry::LogFormat::Pretty, &filter);
     }
-    // TEMPORARY (item 9 evidence): break the api's job push.
-    let env = if std::env::var("BREAK_JOB_PATH").is_ok() {
-        TestConfig { vars: config.vars.clone() }.set("REDIS_QUEUE_URL", "redis://127.0.0.1:1").env()
-    } else {
-        config.env()
-    };
-    let settings = Settings::from_env(&env).expect("valid test settings");
+    let settings = Settings::from_env(&config.env()).expect("valid test settings");
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     let stopper = app.stopper();

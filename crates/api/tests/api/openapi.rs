@@ -59,66 +59,59 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
     assert!(doc["paths"]["/api/purchases"]["post"]["requestBody"].is_object());
 }
 
+/// Asserts `response` answers `status`, then validates its body against
+/// the schema documented for that status.
+async fn assert_documented(
+    doc: &Value,
+    path: &str,
+    method: &str,
+    status: u16,
+    response: reqwest::Response,
+) {
+    assert_eq!(response.status(), status, "{method} {path}");
+    let body: Value = response.json().await.expect("json");
+    assert_matches(doc, path, method, status, &body);
+}
+
 #[tokio::test]
 async fn real_responses_match_their_documented_schemas() {
     let app = spawn_app_with(TestConfig::active(2).set("USER_MAX_ATTEMPTS", 3)).await;
     let doc = document(&app).await;
-    let body = |r: reqwest::Response| async move { r.json::<Value>().await.expect("json") };
-    let mut checked = 0;
-    let mut check = |path: &str, method: &str, status: u16, value: &Value| {
-        assert_matches(&doc, path, method, status, value);
-        checked += 1;
-    };
+    let purchases = "/api/purchases";
+    let lookup = "/api/purchases/{user_id}";
 
     let bought = app.purchase("schema-1").await;
-    assert_eq!(bought.status(), 201);
-    check("/api/purchases", "post", 201, &body(bought).await);
+    assert_documented(&doc, purchases, "post", 201, bought).await;
     let again = app.purchase("schema-1").await;
-    check("/api/purchases", "post", 409, &body(again).await);
+    assert_documented(&doc, purchases, "post", 409, again).await;
     let invalid = app.post_purchase_json(&json!({"hack": 1})).await;
-    check("/api/purchases", "post", 400, &body(invalid).await);
-    app.purchase("schema-1").await;
+    assert_documented(&doc, purchases, "post", 400, invalid).await;
+    assert_eq!(app.purchase("schema-1").await.status(), 409);
     let limited = app.purchase("schema-1").await;
-    assert_eq!(limited.status(), 429);
-    check("/api/purchases", "post", 429, &body(limited).await);
+    assert_documented(&doc, purchases, "post", 429, limited).await;
     assert_eq!(app.purchase("schema-2").await.status(), 201);
     let gone = app.purchase("schema-3").await;
-    check("/api/purchases", "post", 410, &body(gone).await);
+    assert_documented(&doc, purchases, "post", 410, gone).await;
     let too_big = app
         .post_purchase_raw(
             "application/json",
             format!(r#"{{"userId":"{}"}}"#, "x".repeat(5000)),
         )
         .await;
-    check("/api/purchases", "post", 413, &body(too_big).await);
+    assert_documented(&doc, purchases, "post", 413, too_big).await;
     let wrong_type = app.post_purchase_raw("text/plain", "x").await;
-    check("/api/purchases", "post", 415, &body(wrong_type).await);
+    assert_documented(&doc, purchases, "post", 415, wrong_type).await;
     for user in ["schema-1", "nobody"] {
         let status = app.purchase_status(user).await;
-        check("/api/purchases/{user_id}", "get", 200, &body(status).await);
+        assert_documented(&doc, lookup, "get", 200, status).await;
     }
     let bad_user = app.purchase_status(&"z".repeat(70)).await;
-    check(
-        "/api/purchases/{user_id}",
-        "get",
-        400,
-        &body(bad_user).await,
-    );
-    check(
-        "/api/sale/status",
-        "get",
-        200,
-        &body(app.get("/api/sale/status").await).await,
-    );
-    check(
-        "/api/health",
-        "get",
-        200,
-        &body(app.get("/api/health").await).await,
-    );
-    check("/", "get", 200, &body(app.get("/").await).await);
-
-    assert_eq!(checked, 13);
+    assert_documented(&doc, lookup, "get", 400, bad_user).await;
+    let sale = app.get("/api/sale/status").await;
+    assert_documented(&doc, "/api/sale/status", "get", 200, sale).await;
+    let health = app.get("/api/health").await;
+    assert_documented(&doc, "/api/health", "get", 200, health).await;
+    assert_documented(&doc, "/", "get", 200, app.get("/").await).await;
 }
 
 #[tokio::test]

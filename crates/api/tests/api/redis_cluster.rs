@@ -2,15 +2,16 @@
 //! standalone Redis (`REDIS_QUEUE_URL`): the scripts run unchanged because
 //! every key of a sale shares the hash tag `{sale:ID}`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::Utc;
 use domain::{LedgerEntry, OrderId, SaleId, SaleKeys};
 use futures::StreamExt;
+use serde_json::Value;
 
 use crate::{
     helpers::{count, create_database, redis_url, spawn_app_with, wait_for_orders, TestConfig},
-    persistence::worker_settings,
+    persistence::{assert_persisted_by_jobs, persisted_by, worker_settings},
 };
 use test_support::PrivateRedisCluster;
 
@@ -29,14 +30,21 @@ async fn a_burst_on_a_three_primary_cluster_sells_exactly_the_stock() {
     let worker = order_worker::spawn(worker_settings(&config));
     let app = spawn_app_with(config).await;
 
-    let statuses: Vec<u16> = futures::stream::iter(0..300)
+    let answers: Vec<(u16, String, Option<String>)> = futures::stream::iter(0..300)
         .map(|i| {
             let app = &app;
-            async move { app.purchase(&format!("buyer-{i}")).await.status().as_u16() }
+            async move {
+                let user = format!("buyer-{i}");
+                let response = app.purchase(&user).await;
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.expect("json");
+                (status, user, body["orderId"].as_str().map(str::to_owned))
+            }
         })
         .buffer_unordered(64)
         .collect()
         .await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, ..)| *status).collect();
     let again = app.purchase("buyer-0").await.status().as_u16();
     let rows = wait_for_orders(&database, &app.config.sale_id(), 100).await;
     worker.stop().await.expect("worker stops cleanly");
@@ -48,9 +56,20 @@ async fn a_burst_on_a_three_primary_cluster_sells_exactly_the_stock() {
         "a buyer's second attempt is refused with their order"
     );
     assert_eq!(app.sale_status().await["stockRemaining"], 0);
-    assert_eq!(rows.len(), 100);
-    let buyers: HashSet<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
-    assert_eq!(buyers.len(), 100, "one order per buyer");
+    let confirmed: BTreeMap<&str, &str> = answers
+        .iter()
+        .filter(|(status, ..)| *status == 201)
+        .filter_map(|(_, user, order)| Some((order.as_deref()?, user.as_str())))
+        .collect();
+    let persisted: BTreeMap<&str, &str> = rows
+        .iter()
+        .map(|r| (r.id.as_str(), r.user_id.as_str()))
+        .collect();
+    assert_eq!(
+        persisted, confirmed,
+        "the rows are the orders answered 201, each with its buyer"
+    );
+    assert_persisted_by_jobs(100);
     let keys = app.keys();
     assert_eq!(cluster.cli(&["hlen", &keys.buyers()]), "100");
     let homes: HashSet<u16> = [keys.meta(), keys.stock(), keys.buyers()]
@@ -89,7 +108,8 @@ async fn the_reconciler_finds_ledgers_on_every_primary() {
     }
 
     let config = on_cluster(TestConfig::active(1), &cluster, &database)
-        .set("RECONCILE_SALES", format!("{prefix}-*"));
+        .set("RECONCILE_SALES", format!("{prefix}-*"))
+        .set("RECONCILE_GRACE_MS", 0);
     let worker = order_worker::spawn(worker_settings(&config));
     let mut found = 0;
     for sale in sales_by_port.values() {
@@ -98,4 +118,9 @@ async fn the_reconciler_finds_ledgers_on_every_primary() {
     worker.stop().await.expect("worker stops cleanly");
 
     assert_eq!(found, 3, "one order per ledger, whichever primary holds it");
+    assert_eq!(
+        persisted_by("reconciler"),
+        3,
+        "the reconciler persisted them"
+    );
 }
