@@ -6,7 +6,9 @@
 # Redis and PostgreSQL are reused or started as `make run` does; each
 # scenario then gets its own api + worker (release build) with the sale and
 # limits it needs, on LOADTEST_PORT (3300), stopped when it is done.
-# Results: loadtest/results/<scenario>-<time>.json (git-ignored).
+# Results: loadtest/results/<scenario>-<time>.json (git-ignored), and each
+# scenario's summary in docs/loadtest/<scenario>.md, gathered with the others
+# into docs/loadtest/latest.md (kept: the README shows it).
 # SUSTAINED_RATE / SUSTAINED_SECONDS change the sustained scenario (500/60);
 # stack.sh lists the other knobs.
 #
@@ -24,35 +26,53 @@ cd "$ROOT"
 : "${SUSTAINED_SECONDS:=60}"
 URL="http://127.0.0.1:$LOADTEST_PORT"
 
-loadtest() { "$BIN/loadtest" "$@" --url "$URL" --database-url "$DATABASE_URL" --results "$ROOT/loadtest/results"; }
+SUMMARIES="$ROOT/docs/loadtest"
+# loadtest NAME SCENARIO [ARGS...]: the summary goes to docs/loadtest/NAME.md.
+loadtest() {
+  local name=$1
+  shift
+  "$BIN/loadtest" "$@" --url "$URL" --database-url "$DATABASE_URL" --results "$ROOT/loadtest/results" \
+    --summary "$SUMMARIES/$name.md"
+}
+# docs/loadtest/latest.md: every scenario's last summary, in order.
+gather() {
+  {
+    echo "# \`make loadtest\`: the latest run of each scenario"
+    echo
+    echo "Written by \`make loadtest\` (\`loadtest/run.sh\`); each section is its scenario's last run on $(nproc) cores."
+    for name in burst dedup-off dedup-on sustained soldout; do
+      [ -f "$SUMMARIES/$name.md" ] && { echo; cat "$SUMMARIES/$name.md"; }
+    done
+  } >"$SUMMARIES/latest.md"
+}
 
 burst() {
   stack_api burst "$LOADTEST_PORT" STOCK_QUANTITY=100 USER_MAX_ATTEMPTS=0
   stack_worker
-  loadtest burst --requests 1000 --concurrency 200
+  loadtest burst burst --requests 1000 --concurrency 200
   stack_stop
 }
 
 dedup() {
   stack_api dedup-off "$LOADTEST_PORT" STOCK_QUANTITY=100 USER_MAX_ATTEMPTS=0
-  loadtest dedup --requests 100 --user-limit off
+  loadtest dedup-off dedup --requests 100 --user-limit off
   stack_stop
   stack_api dedup-on "$LOADTEST_PORT" STOCK_QUANTITY=100 USER_MAX_ATTEMPTS=3
-  loadtest dedup --requests 100 --user-limit on
+  loadtest dedup-on dedup --requests 100 --user-limit on
   stack_stop
 }
 
 sustained() {
   stack_api sustained "$LOADTEST_PORT" STOCK_QUANTITY=10000000 USER_MAX_ATTEMPTS=0
   stack_worker
-  loadtest sustained --rate "$SUSTAINED_RATE" --duration "$SUSTAINED_SECONDS"
+  loadtest sustained sustained --rate "$SUSTAINED_RATE" --duration "$SUSTAINED_SECONDS"
   stack_stop
 }
 
 soldout() {
   stack_api soldout "$LOADTEST_PORT" STOCK_QUANTITY=100 USER_MAX_ATTEMPTS=0
   stack_worker
-  loadtest soldout --requests 20000 --concurrency 64
+  loadtest soldout soldout --requests 20000 --concurrency 64
   stack_stop
 }
 
@@ -78,3 +98,4 @@ esac
 stack_services
 trap stack_stop EXIT
 "$1"
+gather

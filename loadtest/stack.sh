@@ -18,6 +18,8 @@
 # given; LOADTEST_RUN_ID (the time) names the run's sales, queue and logs.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=deploy/local/lib.sh
+. "$ROOT/deploy/local/lib.sh"
 : "${LOADTEST_BIN_DIR:=${CARGO_TARGET_DIR:-$ROOT/target}/release}"
 BIN="$LOADTEST_BIN_DIR"
 : "${LOADTEST_RUN_ID:=$(date -u +%Y%m%d-%H%M%S)}"
@@ -64,10 +66,7 @@ stack_api() {
   STACK_API_PID=$!
   STACK_PIDS+=($!)
   STACK_SALE=$sale
-  for _ in $(seq 100); do
-    curl -fs "http://127.0.0.1:$port/api/health" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
+  wait_healthy "http://127.0.0.1:$port" 10 "$STACK_API_PID" && return 0
   stack_say "api $name did not become healthy on :$port (log: $LOGS/api-$name-$RUN_ID.log)"
   return 1
 }

@@ -21,6 +21,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+. deploy/local/lib.sh
 if [ -f .env ]; then set -a; . ./.env; set +a; fi
 : "${N:=3}" "${M:=2}" "${LB_PORT:=8080}"
 : "${BIN_DIR:=${CARGO_TARGET_DIR:-$ROOT/target}/release}"
@@ -141,13 +142,7 @@ CFG
 lb=$!
 echo $lb > "$CLUSTER_DIR/haproxy.pid"
 
-up=""
-for _ in $(seq 200); do
-  if curl -fs "http://127.0.0.1:$LB_PORT/api/health" >/dev/null 2>&1; then up=1; break; fi
-  kill -0 "$lb" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$up" ] || { echo "[cluster] the balancer did not come up" >&2; exit 1; }
+wait_healthy "http://127.0.0.1:$LB_PORT" 20 "$lb" || { echo "[cluster] the balancer did not come up" >&2; exit 1; }
 echo "[cluster] sale $SALE_ID: $N api replicas ($API_PORTS) and $M workers behind http://127.0.0.1:$LB_PORT"
 touch "$CLUSTER_DIR/ready"
 # A replica or worker dying does not end the cluster (the balancer routes

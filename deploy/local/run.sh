@@ -5,6 +5,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+. deploy/local/lib.sh
 if [ -f .env ]; then set -a; . ./.env; set +a; fi
 
 deploy/local/services.sh up
@@ -40,10 +41,7 @@ if command -v npm >/dev/null; then
   storefront="http://localhost:5173"
 fi
 
-for _ in $(seq 100); do
-  curl -fs "http://localhost:$PORT/api/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_healthy "http://localhost:$PORT" 10 || echo "[run] the api is not healthy yet; its log is above" >&2
 
 cat <<MSG
 

@@ -4,7 +4,7 @@
 //! ```text
 //! loadtest <burst|dedup|sustained|soldout> [--url URL] [--database-url URL]
 //!          [--requests N] [--concurrency N] [--rate N] [--duration SECONDS]
-//!          [--user-limit on|off] [--results DIR]
+//!          [--user-limit on|off] [--results DIR] [--summary FILE.md]
 //! loadtest bench --bin-dir DIR --redis-url URL --database-url URL
 //! ```
 //!
@@ -27,7 +27,8 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{bail, Context};
 
 const USAGE: &str = "usage: loadtest <burst|dedup|sustained|soldout> [--url URL] [--database-url URL] \
-[--requests N] [--concurrency N] [--rate N] [--duration SECONDS] [--user-limit on|off] [--results DIR]";
+[--requests N] [--concurrency N] [--rate N] [--duration SECONDS] [--user-limit on|off] [--results DIR] \
+[--summary FILE.md]";
 
 /// Command-line options; unset ones take the scenario's defaults.
 #[derive(Debug, Default)]
@@ -40,6 +41,8 @@ pub struct Options {
     pub duration_secs: Option<u64>,
     pub user_limit: bool,
     pub results: PathBuf,
+    /// Where to write the summary as markdown, and its title.
+    pub summary: Option<(PathBuf, String)>,
 }
 
 impl Options {
@@ -86,6 +89,14 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Options)> {
                 }
             }
             "--results" => options.results = PathBuf::from(value(arg)?),
+            "--summary" => {
+                let path = PathBuf::from(value(arg)?);
+                let title = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                options.summary = Some((path, title));
+            }
             "-h" | "--help" => bail!("{USAGE}"),
             name if scenario.is_none() && !name.starts_with('-') => {
                 scenario = Some(name.to_owned())
@@ -131,6 +142,9 @@ async fn main() -> anyhow::Result<()> {
     report.print();
     let path = report.write(&options.results)?;
     println!("  written: {}", path.display());
+    if let Some((summary, title)) = &options.summary {
+        report.write_summary(summary, title)?;
+    }
     if !report.passed() {
         std::process::exit(1);
     }

@@ -75,6 +75,25 @@ impl Report {
         );
     }
 
+    /// Writes the summary as a markdown section to `path` (what the README
+    /// shows of `make loadtest`).
+    pub fn write_summary(&self, path: &Path, title: &str) -> anyhow::Result<()> {
+        let mut text = format!(
+            "## {title}\n\n{} ({}):\n\n```text\n",
+            self.started_at.format("%Y-%m-%d %H:%M UTC"),
+            if self.passed() { "pass" } else { "FAIL" }
+        );
+        for line in &self.lines {
+            text.push_str(line.trim_start());
+            text.push('\n');
+        }
+        text.push_str("```\n");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
     /// Writes `<dir>/<scenario>-<time>.json` and returns its path.
     pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

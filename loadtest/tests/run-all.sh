@@ -23,9 +23,10 @@ cleanup() {
   rm -rf "$tree"
 }
 trap cleanup EXIT
-mkdir -p "$tree/loadtest" "$tree/bin" "$tree/pids"
+mkdir -p "$tree/loadtest" "$tree/bin" "$tree/pids" "$tree/deploy/local"
 cp "$RUN_SH" "$tree/loadtest/run.sh"
 cp "$ROOT/loadtest/stack.sh" "$tree/loadtest/stack.sh"
+cp "$ROOT/deploy/local/lib.sh" "$tree/deploy/local/lib.sh"
 
 cat >"$tree/bin/api" <<'STUB'
 #!/usr/bin/env bash

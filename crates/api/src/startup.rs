@@ -158,7 +158,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stopper = self.stopper();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            domain::signals::stop_requested().await;
             tracing::info!("shutdown requested; ending live streams and finishing requests");
             stopper.stop().await;
         });
@@ -286,21 +286,4 @@ fn cors(origins: &[String]) -> Cors {
         .fold(cors.supports_credentials(), |cors, origin| {
             cors.allowed_origin(origin)
         })
-}
-
-/// SIGTERM (orchestrators) or Ctrl-C.
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = ctrl_c.await;
 }

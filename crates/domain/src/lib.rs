@@ -17,6 +17,8 @@ pub mod ledger;
 #[cfg(feature = "queue")]
 pub mod queue;
 pub mod scripts;
+#[cfg(feature = "signals")]
+pub mod signals;
 pub mod telemetry;
 pub mod time;
 pub mod window;

@@ -24,24 +24,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// SIGTERM or Ctrl-C: stop taking jobs, let in-flight ones finish.
 async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    domain::signals::stop_requested().await;
     tracing::info!("shutdown requested");
     shutdown.cancel();
 }

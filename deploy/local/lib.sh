@@ -1,0 +1,16 @@
+# Sourced by the scripts that start services (run.sh, cluster.sh,
+# loadtest/stack.sh): what they all need once.
+
+# wait_healthy URL [SECONDS] [PID]: polls URL's /api/health every 100 ms
+# until it answers 2xx (status 0) or SECONDS (10) pass, or PID (if given)
+# exits (status 1).
+wait_healthy() {
+  local url=$1 seconds=${2:-10} pid=${3:-}
+  local tries=$((seconds * 10))
+  for _ in $(seq "$tries"); do
+    curl -fs "$url/api/health" >/dev/null 2>&1 && return 0
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    sleep 0.1
+  done
+  return 1
+}
