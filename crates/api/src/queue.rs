@@ -73,9 +73,18 @@ async fn run(mut storage: OrderStorage, mut rx: mpsc::Receiver<(PersistOrder, Re
     while rx.recv_many(&mut waiting, MAX_ORDERS_PER_JOB).await > 0 {
         let (orders, replies): (Vec<PersistOrder>, Vec<Reply>) = waiting.drain(..).unzip();
         crate::metrics::batch_pushed();
-        let pushed = storage
-            .push_task(TaskBuilder::new(PersistOrders { orders }).build())
-            .await
+        let job = PersistOrders { orders };
+        let mut pushed = storage
+            .push_task(TaskBuilder::new(job.clone()).build())
+            .await;
+        if pushed.is_err() {
+            // The first call after Redis dropped the connection fails and
+            // makes it reconnect: one more try, and a Redis restart costs
+            // no push. (A push that did land twice is harmless: orders
+            // insert once.)
+            pushed = storage.push_task(TaskBuilder::new(job).build()).await;
+        }
+        let pushed = pushed
             .map(|_| ())
             .map_err(|e| PushError::Redis(std::sync::Arc::new(e)));
         for reply in replies {

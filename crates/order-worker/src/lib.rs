@@ -138,7 +138,7 @@ impl Worker {
                 shutdown.clone(),
             );
             let result = bounded(job_loop, shutdown).await;
-            self.give_back(&name).await;
+            self.give_back(&name, shutdown).await;
             match result {
                 Ok(()) if shutdown.is_cancelled() => break,
                 Ok(()) => tracing::warn!("worker loop ended by itself; restarting"),
@@ -157,16 +157,28 @@ impl Worker {
     }
 
     /// Whatever the stopped loop `name` still held goes back to the queue
-    /// now, not when another worker finds the loop dead.
-    async fn give_back(&self, name: &str) {
-        match self.keeper.release(&mut self.queue.clone(), name).await {
-            Ok(0) => {}
-            Ok(released) => tracing::info!(released, %name, "jobs of the stopped loop given back"),
-            Err(error) => tracing::warn!(
-                %error,
-                %name,
-                "giving back the stopped loop's jobs failed; apalis will after 30 s"
-            ),
+    /// now, not when another worker finds the loop dead 30 s later. A loop
+    /// usually fails because Redis went away: the jobs are given back as
+    /// soon as it answers again (the next loop could not run before that
+    /// either), or at shutdown's first chance.
+    async fn give_back(&self, name: &str, shutdown: &CancellationToken) {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.keeper.release(&mut self.queue.clone(), name).await {
+                Ok(0) => return,
+                Ok(released) => {
+                    tracing::info!(released, %name, "jobs of the stopped loop given back");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, %name, "giving back the stopped loop's jobs failed; retrying")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 }

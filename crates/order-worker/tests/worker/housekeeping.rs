@@ -135,6 +135,53 @@ async fn a_loop_that_fails_gives_its_jobs_back_at_once() {
     );
 }
 
+/// Redis gone, not just slow: the loop dies and its jobs cannot be given
+/// back until Redis returns; they are given back then, not 30 s later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_loop_that_died_with_redis_gives_its_jobs_back_when_redis_returns() {
+    let mut redis = PrivateRedis::start();
+    let postgres = PrivatePostgres::start();
+    let url = postgres.url();
+    let queue = unique_queue();
+    let mut settings = settings(&url, &queue);
+    settings.redis.url = redis.url();
+    settings.queue_redis.url = redis.url();
+    let conn = domain::queue::connection(&settings.queue_redis).expect("queue connection");
+    let mut storage = domain::queue::storage(conn, &queue);
+    let worker = order_worker::spawn(settings);
+    assert_eq!(
+        wait_for_count(
+            &url,
+            "SELECT count(*) AS n FROM orders",
+            0,
+            Duration::from_secs(15)
+        )
+        .await,
+        0
+    );
+    postgres.stop();
+    let jobs: Vec<PersistOrders> = (0..5).map(|i| single(job(&format!("kept-{i}")))).collect();
+    storage.push_bulk(jobs).await.expect("push");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // A clean shutdown keeps the data (AOF): the held jobs are still in the
+    // dead loop's in-flight set when Redis comes back.
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.start_again();
+    postgres.start_again();
+    let persisted = wait_for_count(
+        &url,
+        "SELECT count(*) AS n FROM orders",
+        5,
+        Duration::from_secs(12),
+    )
+    .await;
+    worker.stop().await.expect("worker stops cleanly");
+
+    assert_eq!(persisted, 5, "the jobs came back as soon as Redis did");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflicting_order_is_counted_as_a_conflict_not_a_duplicate() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()

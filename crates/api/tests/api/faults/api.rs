@@ -1,0 +1,154 @@
+//! The api dying after the script, stopped with SIGTERM, or with a clock hours off.
+
+use std::{
+    collections::BTreeSet,
+    sync::{atomic::AtomicUsize, Arc},
+    time::Duration,
+};
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::{
+    helpers::{create_database, spawn_app_with, wait_for_orders_within, TestConfig},
+    persistence::{persisted_by, worker_settings},
+    support::spawn_api_process,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_api_dying_between_script_and_push_loses_no_order() {
+    let database = create_database().await;
+    let config = fast_reconcile(TestConfig::active(10).set("DATABASE_URL", &database));
+    let worker = order_worker::spawn(worker_settings(&config));
+    let (mut crashing, base) = spawn_api_process(
+        &config,
+        &[("FLASH_SALE_FAILPOINT", "after-purchase-script")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    let died = client
+        .post(format!("{base}/api/purchases"))
+        .json(&json!({"userId": "unlucky"}))
+        .send()
+        .await;
+    crashing.kill();
+    let app = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    let status: Value = app
+        .purchase_status("unlucky")
+        .await
+        .json()
+        .await
+        .expect("json");
+
+    assert!(died.is_err(), "the api died before answering");
+    assert_eq!(status["purchased"], true, "the purchase is in the ledger");
+    let order_id = status["orderId"].as_str().expect("orderId").to_owned();
+    let rows =
+        wait_for_orders_within(&database, &config.sale_id(), 1, Duration::from_secs(30)).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, order_id);
+    let retry = app.purchase("unlucky").await;
+    assert_eq!(retry.status(), 409);
+    let body: Value = retry.json().await.expect("json");
+    assert_eq!(body["orderId"], order_id);
+    assert_eq!(app.sale_status().await["stockRemaining"], 9);
+    worker.stop().await.expect("worker stops");
+    assert_eq!(persisted_by("reconciler"), 1, "the reconciler persisted it");
+    assert_eq!(persisted_by("job"), 0, "no job was pushed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_lets_the_api_answer_every_purchase_it_took() {
+    let database = create_database().await;
+    let config = jobs_only(TestConfig::active(1000).set("DATABASE_URL", &database));
+    let (mut api, base) = spawn_api_process(&config, &[]).await;
+    let progress = Arc::new(AtomicUsize::new(0));
+
+    let firing = tokio::spawn(burst(base, users("gs", 600), 32, progress.clone()));
+    wait_for_progress(&progress, 200).await;
+    api.terminate();
+    let answers = firing.await.expect("burst");
+    let exited = api.wait_exit(Duration::from_secs(35));
+
+    let answered: BTreeSet<String> = answers.iter().filter_map(|a| a.order_id.clone()).collect();
+    let ledger: BTreeSet<String> = ledger(&crate::helpers::redis_url(), &config)
+        .await
+        .into_values()
+        .collect();
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+    assert!(answered.len() >= 200, "{}", answered.len());
+    assert_eq!(ledger, answered, "every purchase the api took was answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_whose_clocks_disagree_by_hours_agree_the_sale_is_open() {
+    // The sale opened a second ago and runs for an hour; one replica's clock
+    // is two hours ahead (it would say "ended"), the other's two hours
+    // behind (it would say "not started").
+    let config = TestConfig::active(10)
+        .set(
+            "SALE_START_TIME",
+            (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339(),
+        )
+        .set(
+            "SALE_END_TIME",
+            (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+        );
+    let mut replicas = Vec::new();
+    for (i, skew) in [7_200_000_i64, -7_200_000].into_iter().enumerate() {
+        let (process, base) =
+            spawn_api_process(&config, &[("FLASH_SALE_CLOCK_SKEW_MS", &skew.to_string())]).await;
+        replicas.push((i, skew, base, process));
+    }
+
+    let client = reqwest::Client::new();
+    for (i, skew, base, _) in &replicas {
+        let status: Value = client
+            .get(format!("{base}/api/sale/status"))
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+        let bought = client
+            .post(format!("{base}/api/purchases"))
+            .json(&json!({"userId": format!("skewed-{i}")}))
+            .send()
+            .await
+            .expect("purchase");
+        let replica_now = replica_clock(&client, base).await;
+
+        // The skew is in effect: the replica's own clock is hours off.
+        let off_by = replica_now - chrono::Utc::now();
+        assert!(
+            (off_by - chrono::Duration::milliseconds(*skew))
+                .num_seconds()
+                .abs()
+                < 60,
+            "replica {i} runs {off_by} off real time, {skew} ms wanted"
+        );
+        assert_eq!(status["status"], "active", "replica {i}");
+        assert_eq!(bought.status(), 201, "replica {i}");
+    }
+}
+
+/// What `base`'s own clock says: the `timestamp` of an error body, which
+/// the api writes on its local clock.
+async fn replica_clock(client: &reqwest::Client, base: &str) -> chrono::DateTime<chrono::Utc> {
+    let missing = client
+        .get(format!("{base}/no-such-route"))
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.expect("json");
+    let stamp = body["timestamp"].as_str().expect("timestamp");
+    chrono::DateTime::parse_from_rfc3339(stamp)
+        .expect("ISO-8601 timestamp")
+        .with_timezone(&chrono::Utc)
+}
