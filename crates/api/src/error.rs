@@ -47,6 +47,9 @@ pub enum ApiError {
     Database(#[source] anyhow::Error),
     #[error("route not found")]
     NotFound,
+    /// A bug (a task that panicked): the cause is in the log.
+    #[error("internal error")]
+    Internal,
     #[error("too many open live streams")]
     TooManyStreams,
 }
@@ -66,6 +69,7 @@ impl ResponseError for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -108,6 +112,7 @@ impl ApiError {
                 text("Service temporarily unavailable. Please try again shortly.")
             }
             Self::NotFound => text("Not Found"),
+            Self::Internal => text("Internal server error."),
             Self::TooManyStreams => {
                 text("Too many open live streams on this server; poll /api/sale/status instead.")
             }

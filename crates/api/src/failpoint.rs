@@ -1,16 +1,23 @@
-//! Crash points for fault-injection tests; compiled into debug builds only.
+//! Fault points for fault-injection tests; compiled into debug builds only.
 //!
 //! `FLASH_SALE_FAILPOINT=<name>` makes the process abort when it reaches the
-//! point of that name, like a kill at the worst moment. Release builds have
-//! no failpoints at all.
+//! point of that name, like a kill at the worst moment;
+//! `FLASH_SALE_FAILPOINT=pause:<name>` makes it wait half a second there,
+//! long enough for a client to give up. Release builds have no failpoints.
+
+#[cfg(debug_assertions)]
+fn armed() -> Option<&'static str> {
+    use std::sync::OnceLock;
+    static ARMED: OnceLock<Option<String>> = OnceLock::new();
+    ARMED
+        .get_or_init(|| std::env::var("FLASH_SALE_FAILPOINT").ok())
+        .as_deref()
+}
 
 /// Aborts the process if `FLASH_SALE_FAILPOINT` names this point.
 #[cfg(debug_assertions)]
 pub fn crash_if(name: &str) {
-    use std::sync::OnceLock;
-    static ARMED: OnceLock<Option<String>> = OnceLock::new();
-    let armed = ARMED.get_or_init(|| std::env::var("FLASH_SALE_FAILPOINT").ok());
-    if armed.as_deref() == Some(name) {
+    if armed() == Some(name) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
     }
@@ -19,3 +26,15 @@ pub fn crash_if(name: &str) {
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub fn crash_if(_name: &str) {}
+
+/// Waits half a second if `FLASH_SALE_FAILPOINT` is `pause:<this point>`.
+#[cfg(debug_assertions)]
+pub async fn pause_if(name: &str) {
+    if armed().and_then(|a| a.strip_prefix("pause:")) == Some(name) {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub async fn pause_if(_name: &str) {}

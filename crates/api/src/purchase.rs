@@ -86,6 +86,7 @@ pub async fn decide(
     let outcome = Outcome::of_script(order_id, reply);
     if let Outcome::Confirmed { purchased_at, .. } = outcome {
         crate::failpoint::crash_if("after-purchase-script");
+        crate::failpoint::pause_if("after-purchase-script").await;
         tracing::Span::current().record("order.id", tracing::field::display(order_id));
         queue_order(state, paths, order_id, user, purchased_at).await;
     }

@@ -1,6 +1,7 @@
 use actix_web::{post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::{
@@ -66,8 +67,18 @@ pub async fn create(
     let user = validation::purchase_body(&body)
         .map_err(ApiError::Validation)
         .inspect_err(|_| state.metrics.purchase(PurchaseResult::Invalid))?;
-    let outcome = purchase::decide(&state, &paths, user)
+    // Once the script has run, its purchase must be queued even if the
+    // buyer hangs up (actix drops the handler of a closed connection): the
+    // decision runs in a task of its own, which a dropped handler leaves
+    // running to the end.
+    let decision = actix_web::rt::spawn({
+        let (state, paths) = (state.clone(), paths.clone());
+        async move { purchase::decide(&state, &paths, user).await }
+            .instrument(tracing::Span::current())
+    });
+    let outcome = decision
         .await
+        .map_err(|_| ApiError::Internal)?
         .inspect_err(|e| {
             state.metrics.purchase(PurchaseResult::Error);
             tracing::error!(error = ?e, "purchase script failed");

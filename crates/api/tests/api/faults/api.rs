@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::{
     helpers::{create_database, spawn_app_with, wait_for_orders_within, TestConfig},
-    persistence::{persisted_by, worker_settings},
+    persistence::{assert_persisted_by_jobs, persisted_by, worker_settings},
     support::spawn_api_process,
 };
 
@@ -151,4 +151,38 @@ async fn replica_clock(client: &reqwest::Client, base: &str) -> chrono::DateTime
     chrono::DateTime::parse_from_rfc3339(stamp)
         .expect("ISO-8601 timestamp")
         .with_timezone(&chrono::Utc)
+}
+
+/// A buyer who gives up (closes the tab, loses the network) after the
+/// purchase script ran but before the api queued the order: the purchase
+/// stood, so its job must still be pushed, not left to the reconciler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_buyer_who_hangs_up_after_the_script_still_gets_a_queued_order() {
+    let database = create_database().await;
+    let config = jobs_only(TestConfig::active(5).set("DATABASE_URL", &database));
+    let worker = order_worker::spawn(worker_settings(&config));
+    let (_api, base) = spawn_api_process(
+        &config,
+        &[("FLASH_SALE_FAILPOINT", "pause:after-purchase-script")],
+    )
+    .await;
+
+    let hung_up = reqwest::Client::new()
+        .post(format!("{base}/api/purchases"))
+        .json(&json!({"userId": "impatient"}))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    let rows =
+        wait_for_orders_within(&database, &config.sale_id(), 1, Duration::from_secs(10)).await;
+    worker.stop().await.expect("worker stops");
+
+    assert!(hung_up.is_err(), "the client gave up before the answer");
+    assert_eq!(
+        rows.len(),
+        1,
+        "the order was queued and persisted by its job"
+    );
+    assert_eq!(rows[0].user_id, "impatient");
+    assert_persisted_by_jobs(1);
 }
