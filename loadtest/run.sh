@@ -36,12 +36,13 @@ loadtest() {
 }
 # docs/loadtest/latest.md: every scenario's last summary, in order.
 gather() {
+  mkdir -p "$SUMMARIES"
   {
     echo "# \`make loadtest\`: the latest run of each scenario"
     echo
     echo "Written by \`make loadtest\` (\`loadtest/run.sh\`); each section is its scenario's last run on $(nproc) cores."
     for name in burst dedup-off dedup-on sustained soldout; do
-      [ -f "$SUMMARIES/$name.md" ] && { echo; cat "$SUMMARIES/$name.md"; }
+      if [ -f "$SUMMARIES/$name.md" ]; then echo; cat "$SUMMARIES/$name.md"; fi
     done
   } >"$SUMMARIES/latest.md"
 }

@@ -83,6 +83,7 @@ started() { [ "$(find "$tree/pids" -type f | wc -l)" -gt 0 ]; }
 echo "run.sh all exited $status; the stub loadtest ran:"
 sed 's/ --url.*//; s/^/  /' "$tree/loadtest.log" 2>/dev/null || true
 check "all exits non-zero when dedup fails" [ "$status" -ne 0 ]
+check "all names dedup, and only dedup, as failed" grep -qx '\[stack\] failed: dedup' "$tree/out"
 check "burst ran" ran "burst "
 check "sustained ran after the failure" ran "sustained "
 check "soldout ran after the failure" ran "soldout "
