@@ -48,7 +48,7 @@ test-scripts: ## The scripts' own tests (loadtest/tests/*.sh): make loadtest fai
 test-unit: ## Unit tests only (no services needed)
 	$(CARGO) test --workspace --lib --bins
 
-lint: ## rustfmt check, clippy -D warnings, domain free of actix/diesel, dashboards use real metrics
+lint: ## rustfmt check, clippy -D warnings, domain free of actix/diesel, dashboards use real metrics, README figures = docs/
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@for dep in actix-web diesel; do \
@@ -57,6 +57,7 @@ lint: ## rustfmt check, clippy -D warnings, domain free of actix/diesel, dashboa
 	@for m in $$(grep -oh 'flash_sale_[a-z_]*' deploy/grafana/*.json deploy/prometheus/*.yml | sed -E 's/_(bucket|count|sum)$$//' | sort -u); do \
 	  grep -qs "\"$$m\"" crates/*/src/metrics.rs || { echo "dashboard or alert uses unknown metric $$m"; exit 1; }; done; \
 	  echo "dashboard and alerts use only metrics the code emits"
+	@deploy/local/readme-figures.sh --check
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -96,7 +97,7 @@ chaos: build-loadtest ## Faults every few seconds under steady purchases through
 	@deploy/local/ensure-tools.sh redis-server:redis-server redis-cli:redis-tools haproxy:haproxy
 	@CHAOS_SECONDS=$(SECONDS) RATE=$(RATE) SEED=$(SEED) deploy/local/chaos.sh
 
-bench-aof: ## Measure what Redis's appendfsync policy costs the purchase script (private Redis)
+bench-aof: build-loadtest ## Measure what Redis's appendfsync policy costs the purchase script (private Redis)
 	@loadtest/aof-fsync.sh
 
 services-up: ## Make Redis and PostgreSQL reachable (reuse, start private ones, or docker compose)

@@ -44,10 +44,11 @@ cleanup() {
 trap cleanup EXIT
 
 LUA="$ROOT/crates/domain/lua/purchase.lua"
-STOCK='{sale:bench}:stock'
-BUYERS='{sale:bench}:buyers'
-ATTEMPTS='{sale:bench}:attempts:a-__rand_int__-__rand_int__'
-META='{sale:bench}:meta'
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+[ -x "$BIN/loadtest" ] || fail "missing $BIN/loadtest: run 'make build-loadtest'"
+# The key layout is domain::SaleKeys', asked of the load generator.
+read -r META STOCK BUYERS ATTEMPTS < <("$BIN/loadtest" keys bench 'a-__rand_int__-__rand_int__')
+PROBE=$("$BIN/loadtest" keys bench probe | awk '{print $4}')
 BUYER='u-__rand_int__-__rand_int__'
 ORDER='0191d2a4-6a8e-7c3b-9d3e-3f1f2c4b5a6d'
 # Far more stock than calls: the sale never sells out mid-run.
@@ -62,7 +63,7 @@ arm() {
   redis-cli -p "$port" hset "$META" total "$TOTAL" startsAt "$start" endsAt "$end" >/dev/null
   redis-cli -p "$port" set "$STOCK" "$TOTAL" >/dev/null
   WINDOW=("$start" "$end")
-  reply=$(redis-cli -p "$port" evalsha "$sha" 4 "$STOCK" "$BUYERS" '{sale:bench}:attempts:probe' "$META" \
+  reply=$(redis-cli -p "$port" evalsha "$sha" 4 "$STOCK" "$BUYERS" "$PROBE" "$META" \
     probe "$ORDER" "$USER_MAX_ATTEMPTS" "$USER_ATTEMPT_WINDOW_SECONDS" "$start" "$end")
   [[ $reply == OK\|* ]] || fail "purchase.lua answered '$reply' to the probe purchase, not OK: check its KEYS/ARGV"
 }

@@ -116,25 +116,37 @@ pub struct CheckOptions {
     pub settings: String,
 }
 
+/// What the check found, beside the report's pass/fail lines.
+struct Found {
+    told: Vec<Told>,
+    rows: usize,
+    stock: u64,
+    /// Rows of purchases whose buyer was told 503 or nothing: they stood.
+    untold: usize,
+    availability: Availability,
+    faults: HashMap<String, u64>,
+}
+
 /// Waits for the rows, checks the invariants, writes the report.
 pub async fn check(options: &CheckOptions) -> anyhow::Result<Report> {
     let mut report = Report::new("chaos");
     let told = read_answers(&options.answers)?;
     let confirmed: Vec<&Told> = told.iter().filter(|t| t.status == 201).collect();
     let orders = Orders::connect(&options.database_url).await?;
-    // The reconciler persists what no job did after its grace (10 s).
+    // Every unit out of the stock is a ledger entry, and every ledger entry
+    // must become a row: by its job, or by the reconciler after its grace.
+    let stock = redis_stock(&options.redis_url, &options.sale).await?;
+    let sold = options
+        .stock
+        .saturating_sub(stock)
+        .max(confirmed.len() as u64);
+    let limit = Duration::from_secs(180);
     let drained = orders
-        .wait_for(
-            &options.sale,
-            confirmed.len() as u64,
-            Instant::now(),
-            Duration::from_secs(180),
-        )
+        .wait_for(&options.sale, sold, Instant::now(), limit)
         .await?;
-    // A few more seconds: a row beyond the 201s would be a sale nobody was told of.
+    // A few more seconds: a row beyond those would be a sale nobody made.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rows = orders.rows(&options.sale).await?;
-    let stock = redis_stock(&options.redis_url, &options.sale).await?;
 
     let by_order: HashMap<&str, &str> = rows
         .iter()
@@ -166,19 +178,11 @@ pub async fn check(options: &CheckOptions) -> anyhow::Result<Report> {
     report.check("5xx answers other than 503", 0, server_errors);
 
     let availability = Availability::of(&told, options.stock);
-    let faults = std::fs::read_to_string(&options.faults).unwrap_or_default();
-    let mut fault_counts: HashMap<&str, u64> = HashMap::new();
-    for line in faults.lines() {
-        if let Some(kind) = line.split_whitespace().nth(1) {
-            *fault_counts.entry(kind).or_default() += 1;
-        }
-    }
     report.say(format!(
-        "  {} purchases: {} x 201, {} rows ({} of them for answers that were 503 or lost: purchases that stood), all rows in after {:.1} s",
+        "  {} purchases: {} x 201, {} rows ({untold} of them for answers that were 503 or lost: purchases that stood), all rows in after {:.1} s",
         told.len(),
         confirmed.len(),
         rows.len(),
-        untold,
         drained.after.as_secs_f64()
     ));
     report.say(format!(
@@ -193,17 +197,27 @@ pub async fn check(options: &CheckOptions) -> anyhow::Result<Report> {
     report.figure("remainingStock", stock);
     report.figure("stoodWithout201", untold);
     report.figure("decidedWhileStockLasted", availability.decided);
-    write_markdown(
-        options,
-        &report,
-        &told,
-        &fault_counts,
-        &availability,
-        untold,
-        rows.len(),
+    let found = Found {
+        rows: rows.len(),
         stock,
-    )?;
+        untold,
+        availability,
+        faults: fault_counts(&options.faults),
+        told,
+    };
+    write_markdown(options, &report, &found)?;
     Ok(report)
+}
+
+/// How many of each fault landed, from the script's log.
+fn fault_counts(path: &Path) -> HashMap<String, u64> {
+    let mut counts = HashMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        if let Some(kind) = line.split_whitespace().nth(1) {
+            *counts.entry(kind.to_owned()).or_default() += 1;
+        }
+    }
+    counts
 }
 
 /// Shares of the purchases due before the stock ran out.
@@ -260,21 +274,7 @@ async fn redis_stock(url: &str, sale: &str) -> anyhow::Result<u64> {
     stock.context("the sale's stock is missing from Redis")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_markdown(
-    options: &CheckOptions,
-    report: &Report,
-    told: &[Told],
-    faults: &HashMap<&str, u64>,
-    availability: &Availability,
-    untold: usize,
-    rows: usize,
-    stock: u64,
-) -> anyhow::Result<()> {
-    let mut statuses: HashMap<u16, u64> = HashMap::new();
-    for t in told {
-        *statuses.entry(t.status).or_default() += 1;
-    }
+fn write_markdown(options: &CheckOptions, report: &Report, found: &Found) -> anyhow::Result<()> {
     let mut out = String::new();
     let _ = writeln!(out, "# `make chaos`: the latest run\n");
     let _ = writeln!(
@@ -287,36 +287,29 @@ fn write_markdown(
         chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
     );
     let _ = writeln!(out, "- settings: {} (stock {}), 3 api replicas + 2 workers behind haproxy, Redis AOF `appendfsync always`", options.settings, options.stock);
-    let _ = writeln!(
-        out,
-        "- result: **{}**\n",
-        if report.passed() {
-            "all invariants hold"
-        } else {
-            "INVARIANT VIOLATED"
-        }
-    );
-    let _ = writeln!(out, "| faults landed | count |\n| --- | ---: |");
-    let mut kinds: Vec<_> = faults.iter().collect();
-    kinds.sort();
-    for (kind, n) in kinds {
-        let _ = writeln!(out, "| {kind} | {n} |");
-    }
-    let _ = writeln!(out, "\n| answers | count |\n| --- | ---: |");
-    let mut codes: Vec<_> = statuses.iter().collect();
-    codes.sort();
-    for (status, n) in codes {
-        let name = if *status == 0 {
+    let verdict = if report.passed() {
+        "all invariants hold"
+    } else {
+        "INVARIANT VIOLATED"
+    };
+    let _ = writeln!(out, "- result: **{verdict}**\n");
+    let faults: Vec<(String, u64)> = sorted(found.faults.iter().map(|(k, n)| (k.clone(), *n)));
+    counts_table(&mut out, "faults landed", &faults);
+    let mut statuses: HashMap<String, u64> = HashMap::new();
+    for t in &found.told {
+        let name = if t.status == 0 {
             "no answer".to_owned()
         } else {
-            status.to_string()
+            t.status.to_string()
         };
-        let _ = writeln!(out, "| {name} | {n} |");
+        *statuses.entry(name).or_default() += 1;
     }
-    let sold_out = if availability.sold_out_at == f64::MAX {
+    counts_table(&mut out, "answers", &sorted(statuses));
+    let a = &found.availability;
+    let sold_out = if a.sold_out_at == f64::MAX {
         "not sold out".to_owned()
     } else {
-        format!("sold out at {:.0} s", availability.sold_out_at)
+        format!("sold out at {:.0} s", a.sold_out_at)
     };
     let _ = writeln!(out, "\n| invariant or figure | value |\n| --- | ---: |");
     for line in report.lines() {
@@ -324,30 +317,46 @@ fn write_markdown(
     }
     let _ = writeln!(
         out,
-        "| rows in PostgreSQL / remaining stock | {rows} / {stock} |"
+        "| rows in PostgreSQL / remaining stock | {} / {} |",
+        found.rows, found.stock
     );
     let _ = writeln!(
         out,
-        "| rows of purchases answered 503 or unanswered that stood | {untold} |"
+        "| rows of purchases answered 503 or unanswered that stood | {} |",
+        found.untold
     );
     let _ = writeln!(
         out,
         "| decided (201/409/410) while stock lasted ({sold_out}) | {:.2}% |",
-        availability.decided * 100.0
+        a.decided * 100.0
     );
     let _ = writeln!(
         out,
         "| 503 while stock lasted | {:.2}% |",
-        availability.unavailable * 100.0
+        a.unavailable * 100.0
     );
     let _ = writeln!(
         out,
         "| no answer while stock lasted | {:.2}% |",
-        availability.unanswered * 100.0
+        a.unanswered * 100.0
     );
     if let Some(dir) = options.report.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&options.report, out)
         .with_context(|| format!("writing {}", options.report.display()))
+}
+
+fn sorted(counts: impl IntoIterator<Item = (String, u64)>) -> Vec<(String, u64)> {
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort();
+    counts
+}
+
+/// A two-column table of counts.
+fn counts_table(out: &mut String, what: &str, counts: &[(String, u64)]) {
+    let _ = writeln!(out, "\n| {what} | count |\n| --- | ---: |");
+    for (name, n) in counts {
+        let _ = writeln!(out, "| {name} | {n} |");
+    }
 }

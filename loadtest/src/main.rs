@@ -6,6 +6,7 @@
 //!          [--requests N] [--concurrency N] [--rate N] [--duration SECONDS]
 //!          [--user-limit on|off] [--results DIR] [--summary FILE.md]
 //! loadtest bench --bin-dir DIR --redis-url URL --database-url URL
+//! loadtest keys SALE USER
 //! ```
 //!
 //! Each scenario prints a summary and writes `<results>/<scenario>-<time>.json`;
@@ -116,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
         Some("bench") => return run_bench(&args[1..]).await,
         Some("chaos-load") => return run_chaos_load(&args[1..]).await,
         Some("chaos-check") => return run_chaos_check(&args[1..]).await,
+        Some("keys") => return print_keys(&args[1..]),
         _ => {}
     }
     let (scenario, options) = parse(args)?;
@@ -148,6 +150,26 @@ async fn main() -> anyhow::Result<()> {
     if !report.passed() {
         std::process::exit(1);
     }
+    Ok(())
+}
+
+/// `loadtest keys SALE USER`: the sale's meta, stock, ledger and USER's
+/// attempts key, on one line, as `domain::SaleKeys` lays them out (for
+/// scripts that talk to Redis directly).
+fn print_keys(args: &[String]) -> anyhow::Result<()> {
+    let [sale, user] = args else {
+        bail!("usage: loadtest keys SALE USER");
+    };
+    let sale = domain::SaleId::parse(sale).context("SALE")?;
+    let user = domain::UserId::parse(user).context("USER")?;
+    let keys = domain::SaleKeys::new(&sale);
+    println!(
+        "{} {} {} {}",
+        keys.meta(),
+        keys.stock(),
+        keys.buyers(),
+        keys.attempts(&user)
+    );
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use domain::{
 };
 use fred::{
     prelude::{ClientLike, Error as FredError, HashesInterface, Pool},
-    types::scripts::Script,
+    types::{scan::Scanner, scripts::Script},
 };
 
 /// A Redis call that did not give an answer we can use.
@@ -164,16 +164,22 @@ impl Inventory {
             .transpose()
     }
 
-    /// The whole ledger (user id -> entry); malformed entries are skipped.
-    pub async fn ledger(
+    /// `hash` of every buyer's user id, read a page at a time (HSCAN):
+    /// one reply per thousand buyers, never one of the whole ledger.
+    pub async fn buyer_hashes(
         &self,
-    ) -> Result<std::collections::HashMap<String, LedgerEntry>, InventoryError> {
-        let raw: std::collections::HashMap<String, String> =
-            timed("ledger", self.pool.next().hgetall(self.keys.buyers())).await?;
-        Ok(raw
-            .into_iter()
-            .filter_map(|(user, entry)| LedgerEntry::parse(&entry).ok().map(|e| (user, e)))
-            .collect())
+        hash: impl Fn(&str) -> u64,
+    ) -> Result<std::collections::HashSet<u64>, InventoryError> {
+        use futures::TryStreamExt;
+        let client = self.pool.next();
+        let mut set = std::collections::HashSet::new();
+        let mut pages = std::pin::pin!(client.hscan(self.keys.buyers(), "*", Some(1000)));
+        while let Some(mut page) = pages.try_next().await? {
+            let users = page.take_results().map(|m| m.inner()).unwrap_or_default();
+            set.extend(users.keys().filter_map(|user| user.as_str().map(&hash)));
+            page.next();
+        }
+        Ok(set)
     }
 
     /// Round trip time of a PING.

@@ -60,7 +60,6 @@ impl From<soldout::Answer> for Outcome {
     fn from(answer: soldout::Answer) -> Self {
         match answer {
             soldout::Answer::Ended => Self::Ended,
-            soldout::Answer::Duplicate(entry) => Self::Duplicate(entry),
             soldout::Answer::SoldOut => Self::SoldOut,
         }
     }
@@ -82,7 +81,7 @@ pub async fn decide(
         .inventory()
         .purchase(&user, order_id, state.attempt_limit, &state.sale.window)
         .await?;
-    state.after_purchase(&reply).await;
+    state.after_purchase(&reply);
     let outcome = Outcome::of_script(order_id, reply);
     if let Outcome::Confirmed { purchased_at, .. } = outcome {
         crate::failpoint::crash_if("after-purchase-script");

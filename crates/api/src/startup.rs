@@ -76,44 +76,8 @@ impl Application {
     /// HTTP listener. `settings.port = 0` picks a free port (tests).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::metrics::handle();
-        let keys = SaleKeys::new(&settings.sale.id);
-        let inventory = Inventory::connect(&settings.redis, settings.redis_pool_size, keys)
-            .await
-            .with_context(|| format!("connecting to Redis at {}", redacted(&settings.redis.url)))?;
-        let db = db::pool(&settings.database);
-        let wanted = Wanted {
-            id: settings.sale.id.clone(),
-            total: settings.sale.stock,
-            window: settings.sale.window,
-        };
-        let sale = arming::ensure_armed(&inventory, &db, &wanted)
-            .await
-            .context("arming the sale")?;
-        let queue = OrderQueue::spawn(&settings.queue_redis, &settings.queue)
-            .context("creating the queue connection")?;
         let shutdown = CancellationToken::new();
-        let feed = SaleFeed::new(settings.sse_max_clients);
-        feed.spawn_reader(inventory.clone(), sale.total_stock);
-        let metrics = crate::metrics::SaleMetrics::new(sale.id.as_str());
-        let stock_changes = std::sync::Arc::new(crate::recent::StockChanges::default());
-        let healer = Healer::new(inventory.clone(), db.clone(), wanted, stock_changes.clone());
-        let state = web::Data::new(AppState {
-            sale,
-            metrics,
-            inventory,
-            queue,
-            db,
-            attempt_limit: AttemptLimit {
-                max_attempts: settings.limits.user_max_attempts,
-                window_seconds: settings.limits.user_window_seconds,
-            },
-            feed,
-            shutdown: shutdown.clone(),
-            sold_out: Default::default(),
-            stock_changes,
-            healer,
-        });
-
+        let state = app_state(&settings, shutdown.clone()).await?;
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
         let port = listener
@@ -170,6 +134,48 @@ impl Application {
         };
         futures::try_join!(self.server, metrics).map(|_| ())
     }
+}
+
+/// Redis reached, the sale armed, and everything the handlers share.
+async fn app_state(
+    settings: &Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<web::Data<AppState>> {
+    let keys = SaleKeys::new(&settings.sale.id);
+    let inventory = Inventory::connect(&settings.redis, settings.redis_pool_size, keys)
+        .await
+        .with_context(|| format!("connecting to Redis at {}", redacted(&settings.redis.url)))?;
+    let db = db::pool(&settings.database);
+    let wanted = Wanted {
+        id: settings.sale.id.clone(),
+        total: settings.sale.stock,
+        window: settings.sale.window,
+    };
+    let sale = arming::ensure_armed(&inventory, &db, &wanted)
+        .await
+        .context("arming the sale")?;
+    let queue = OrderQueue::spawn(&settings.queue_redis, &settings.queue)
+        .context("creating the queue connection")?;
+    let feed = SaleFeed::new(settings.sse_max_clients);
+    feed.spawn_reader(inventory.clone(), sale.total_stock);
+    let stock_changes = std::sync::Arc::new(crate::recent::StockChanges::default());
+    let healer = Healer::new(inventory.clone(), db.clone(), wanted, stock_changes.clone());
+    Ok(web::Data::new(AppState {
+        metrics: crate::metrics::SaleMetrics::new(sale.id.as_str()),
+        sale,
+        inventory,
+        queue,
+        db,
+        attempt_limit: AttemptLimit {
+            max_attempts: settings.limits.user_max_attempts,
+            window_seconds: settings.limits.user_window_seconds,
+        },
+        feed,
+        shutdown,
+        sold_out: Default::default(),
+        stock_changes,
+        healer,
+    }))
 }
 
 /// `/metrics` alone on `host:port`: Prometheus scrapes it there while the

@@ -82,7 +82,7 @@ impl AppState {
 
     /// What the purchase script's answer means for this replica: the stock
     /// it shows, the sold-out freeze, and re-arming a sale Redis lost.
-    pub async fn after_purchase(&self, reply: &PurchaseOutcome) {
+    pub fn after_purchase(&self, reply: &PurchaseOutcome) {
         match *reply {
             PurchaseOutcome::Confirmed {
                 stock_left,
@@ -94,16 +94,14 @@ impl AppState {
                 if stock_left == 0 {
                     // The last unit: every buyer is in the ledger now.
                     let buyers = self.sale.total_stock;
-                    self.sold_out
-                        .seen(&self.inventory, buyers, purchased_at)
-                        .await;
+                    self.sold_out.seen(&self.inventory, buyers, purchased_at);
                 }
             }
             PurchaseOutcome::SoldOut { buyers, now } => {
                 self.stock_changes.seen();
                 self.metrics.stock(0);
                 self.feed.observe(0);
-                self.sold_out.seen(&self.inventory, buyers, now).await;
+                self.sold_out.seen(&self.inventory, buyers, now);
             }
             PurchaseOutcome::NotArmed => {
                 self.stock_changes.seen();

@@ -10,10 +10,9 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use domain::PersistOrder;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{
-    db::{self, PgPool},
-    metrics,
-};
+use orders::PgPool;
+
+use crate::metrics;
 
 /// Most orders in one INSERT.
 pub const MAX_BATCH: usize = 500;
@@ -93,7 +92,7 @@ async fn write(pool: &PgPool, orders: &[PersistOrder]) -> Result<(), PersistErro
             .get()
             .await
             .map_err(|e| PersistError::Connection(Arc::new(e)))?;
-        let inserted = db::insert_orders(&mut conn, orders)
+        let inserted = orders::insert_orders(&mut conn, orders)
             .await
             .map_err(|e| PersistError::Insert(Arc::new(e)))?;
         let conflicts = if inserted < orders.len() {
@@ -124,7 +123,7 @@ async fn report_conflicts(
     orders: &[PersistOrder],
 ) -> diesel::QueryResult<usize> {
     let ids: Vec<uuid::Uuid> = orders.iter().map(|o| o.order_id.as_uuid()).collect();
-    let existing: HashSet<uuid::Uuid> = db::existing_order_ids(conn, &ids)
+    let existing: HashSet<uuid::Uuid> = orders::existing_order_ids(conn, &ids)
         .await?
         .into_iter()
         .collect();
@@ -134,7 +133,7 @@ async fn report_conflicts(
         .filter(|o| !existing.contains(&o.order_id.as_uuid()))
     {
         let user = order.user_id.as_str();
-        let standing = db::orders_of_users(conn, order.sale_id.as_str(), &[user]).await?;
+        let standing = orders::orders_of_users(conn, order.sale_id.as_str(), &[user]).await?;
         let standing = standing.first().map(|(_, id)| id.to_string());
         tracing::error!(
             order.id = %order.order_id,

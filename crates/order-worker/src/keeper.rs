@@ -13,7 +13,7 @@ use domain::PersistOrders;
 use redis::{aio::ConnectionManager, AsyncCommands, RedisResult, Script};
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{self, PgPool};
+use orders::PgPool;
 
 /// Jobs moved or swept per script call: far below Lua's ~8,000 `unpack`
 /// limit, and short enough not to stall Redis.
@@ -212,7 +212,7 @@ impl QueueKeeper {
 async fn all_persisted(pool: &PgPool, job: &PersistOrders) -> anyhow::Result<bool> {
     let ids: Vec<uuid::Uuid> = job.orders.iter().map(|o| o.order_id.as_uuid()).collect();
     let mut conn = pool.get().await?;
-    let found: HashSet<uuid::Uuid> = db::existing_order_ids(&mut conn, &ids)
+    let found: HashSet<uuid::Uuid> = orders::existing_order_ids(&mut conn, &ids)
         .await?
         .into_iter()
         .collect();

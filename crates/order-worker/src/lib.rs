@@ -5,13 +5,11 @@
 //! runs until stopped.
 
 pub mod batch;
-pub mod db;
 pub mod jobs;
 pub mod keeper;
 pub mod metrics;
 pub mod poll;
 pub mod reconcile;
-mod schema;
 pub mod settings;
 
 use std::time::Duration;
@@ -35,7 +33,7 @@ use crate::{
 
 /// Applies the migrations alone (`order-worker migrate`).
 pub async fn migrate(settings: &WorkerSettings) -> anyhow::Result<()> {
-    let applied = db::migrate(&settings.database.url).await?;
+    let applied = orders::migrate(&settings.database.url).await?;
     tracing::info!(applied, "migrations up to date");
     Ok(())
 }
@@ -50,7 +48,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
 /// down waits for them instead of exiting.
 pub struct Worker {
     settings: WorkerSettings,
-    pool: db::PgPool,
+    pool: orders::PgPool,
     queue: redis::aio::ConnectionManager,
     /// The inventory Redis (the ledgers), which may be a cluster: fred.
     ledger: fred::clients::Client,
@@ -65,7 +63,7 @@ impl Worker {
             .and_then(|builder| builder.build())
             .context("creating the ledger connection")?;
         Ok(Self {
-            pool: db::pool(&settings.database),
+            pool: orders::pool(&settings.database),
             keeper: QueueKeeper::new(&settings.queue),
             queue,
             ledger,
@@ -230,7 +228,7 @@ impl WorkerHandle {
 async fn migrate_when_reachable(settings: &WorkerSettings, shutdown: &CancellationToken) -> bool {
     let mut delay = Duration::from_millis(250);
     loop {
-        match db::migrate(&settings.database.url).await {
+        match orders::migrate(&settings.database.url).await {
             Ok(applied) => {
                 tracing::info!(applied, "migrations up to date");
                 return true;

@@ -27,7 +27,7 @@ use std::{
 
 use anyhow::{bail, Context};
 
-use crate::orders::Orders;
+use crate::orders::{ConfirmToRow, Orders};
 use redis_stats::{Counters, RedisStats};
 pub use report::BenchReport;
 pub use stack::Stack;
@@ -69,33 +69,38 @@ pub const ENDPOINTS: [&str; 5] = [
     "sold-out",
 ];
 
-pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
-    let load_at_start = procfs::load_average();
-    let stack = &settings.stack;
-    let mut redis = RedisStats::connect(&stack.redis_url).await?;
-    let orders = Orders::connect(&stack.database_url).await?;
+/// The apis a benchmark measures (and the live one's worker).
+struct Apis {
+    /// Purchases with no worker running; also `GET /` and status.
+    bench: stack::Api,
+    /// Purchases with a worker persisting them as they come.
+    live: stack::Api,
+    _live_worker: stack::Service,
+    /// A sale whose one unit is sold.
+    sold: stack::Api,
+}
 
-    let bench = stack
-        .api("purchase", settings.port, 100_000_000, &[])
-        .await?;
-    let live = stack
-        .api("live", settings.port + 1, 100_000_000, &[])
-        .await?;
-    let _live_worker = stack.worker(&live)?;
-    let sold = stack.api("sold-out", settings.port + 2, 1, &[]).await?;
-    buy_one(&sold.base()).await?;
-    let late = write_late_shopper_script()?;
+impl Apis {
+    async fn start(settings: &BenchSettings) -> anyhow::Result<Self> {
+        let stack = &settings.stack;
+        let port = settings.port;
+        let bench = stack.api("purchase", port, 100_000_000, &[]).await?;
+        let live = stack.api("live", port + 1, 100_000_000, &[]).await?;
+        let live_worker = stack.worker(&live)?;
+        let sold = stack.api("sold-out", port + 2, 1, &[]).await?;
+        buy_one(&sold.base()).await?;
+        Ok(Self {
+            bench,
+            live,
+            _live_worker: live_worker,
+            sold,
+        })
+    }
 
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); ENDPOINTS.len()];
-    let mut redis_per_purchase = Counters::default();
-    let duration = Duration::from_secs(settings.seconds);
-    println!(
-        "[bench] {} interleaved rounds of {} s per endpoint, {} connections; medians reported",
-        settings.rounds, settings.seconds, settings.connections
-    );
-    for round in 1..=settings.rounds {
-        let purchase = Some(settings.purchase_script.as_path());
-        let runs: [(String, u32, Option<&Path>); 5] = [
+    /// Each row of [`ENDPOINTS`]: the url, the api measured, the wrk script.
+    fn rows<'a>(&self, purchase: &'a Path, late: &'a Path) -> [(String, u32, Option<&'a Path>); 5] {
+        let (bench, live, sold) = (&self.bench, &self.live, &self.sold);
+        [
             (format!("{}/", bench.base()), bench.pid(), None),
             (
                 format!("{}/api/sale/status", bench.base()),
@@ -105,20 +110,75 @@ pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
             (
                 format!("{}/api/purchases", bench.base()),
                 bench.pid(),
-                purchase,
+                Some(purchase),
             ),
             (
                 format!("{}/api/purchases", live.base()),
                 live.pid(),
-                purchase,
+                Some(purchase),
             ),
             (
                 format!("{}/api/purchases", sold.base()),
                 sold.pid(),
-                Some(late.path()),
+                Some(late),
             ),
-        ];
-        for (i, (url, pid, script)) in runs.iter().enumerate() {
+        ]
+    }
+}
+
+/// Every round's samples, per row, and what Redis spent on the no-worker
+/// purchase rows.
+struct Rounds {
+    samples: Vec<Vec<Sample>>,
+    redis_per_purchase: Counters,
+}
+
+pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
+    let load_at_start = procfs::load_average();
+    let mut redis = RedisStats::connect(&settings.stack.redis_url).await?;
+    let orders = Orders::connect(&settings.stack.database_url).await?;
+    let apis = Apis::start(&settings).await?;
+
+    let rounds = rounds(&settings, &apis, &mut redis).await?;
+    let bought = redis.buyers(&apis.bench.sale).await?;
+    let bought_live = redis.buyers(&apis.live.sale).await?;
+    let api_rss_mb = procfs::rss_mb(apis.bench.pid())?;
+    let confirm_to_row = live_rows(&orders, &apis.live, bought_live).await?;
+    let persisted_per_second = drain(&settings, &orders, &apis.bench, bought).await?;
+
+    let report = BenchReport {
+        settings: settings.clone(),
+        load_at_start,
+        medians: rounds.samples.iter().map(|s| median(s).clone()).collect(),
+        bought,
+        bought_live,
+        persisted_per_second,
+        redis_command_us: rounds.redis_per_purchase.command_us / bought.max(1) as f64,
+        redis_cpu_us: rounds.redis_per_purchase.cpu * 1e6 / bought.max(1) as f64,
+        confirm_to_row,
+        api_rss_mb,
+    };
+    report.write()?;
+    Ok(report)
+}
+
+/// `settings.rounds` rounds of every row, interleaved.
+async fn rounds(
+    settings: &BenchSettings,
+    apis: &Apis,
+    redis: &mut RedisStats,
+) -> anyhow::Result<Rounds> {
+    let late = write_late_shopper_script()?;
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); ENDPOINTS.len()];
+    let mut redis_per_purchase = Counters::default();
+    let duration = Duration::from_secs(settings.seconds);
+    println!(
+        "[bench] {} interleaved rounds of {} s per endpoint, {} connections; medians reported",
+        settings.rounds, settings.seconds, settings.connections
+    );
+    for round in 1..=settings.rounds {
+        let rows = apis.rows(&settings.purchase_script, late.path());
+        for (i, (url, pid, script)) in rows.iter().enumerate() {
             let redis_before = redis.counters().await?;
             let sample = measure(url, *pid, duration, settings.connections, *script).await?;
             if ENDPOINTS[i] == "purchase" {
@@ -135,51 +195,46 @@ pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
             .collect();
         println!("[bench] round {round}: {} req/s", rates.join(", "));
     }
+    Ok(Rounds {
+        samples,
+        redis_per_purchase,
+    })
+}
 
-    let bought = redis.buyers(&bench.sale).await?;
-    let bought_live = redis.buyers(&live.sale).await?;
-    let (rss, peak) = procfs::rss_mb(bench.pid())?;
-
-    println!("[bench] {bought_live} live orders: waiting for their rows");
-    let live_rows = orders
-        .wait_for(
-            &live.sale,
-            bought_live,
-            Instant::now(),
-            Duration::from_secs(300),
-        )
+/// Waits for the live sale's rows; their confirm-to-row times.
+async fn live_rows(
+    orders: &Orders,
+    live: &stack::Api,
+    bought: u64,
+) -> anyhow::Result<ConfirmToRow> {
+    println!("[bench] {bought} live orders: waiting for their rows");
+    let limit = Duration::from_secs(300);
+    let rows = orders
+        .wait_for(&live.sale, bought, Instant::now(), limit)
         .await?;
-    let confirm_to_row = orders.confirm_to_row(&live.sale).await?;
+    if rows.rows < bought {
+        bail!("rows missing: {}/{bought} of the live sale", rows.rows);
+    }
+    orders.confirm_to_row(&live.sale).await
+}
 
+/// Starts one worker on the no-worker sale's backlog; its rows per second.
+async fn drain(
+    settings: &BenchSettings,
+    orders: &Orders,
+    bench: &stack::Api,
+    bought: u64,
+) -> anyhow::Result<f64> {
     println!("[bench] {bought} orders queued with no worker; starting one to drain them");
     let started = Instant::now();
-    let mut drainer = stack.worker(&bench)?;
-    let drained = orders
-        .wait_for(&bench.sale, bought, started, Duration::from_secs(600))
-        .await?;
+    let mut drainer = settings.stack.worker(bench)?;
+    let limit = Duration::from_secs(600);
+    let drained = orders.wait_for(&bench.sale, bought, started, limit).await?;
     drainer.stop();
-    if drained.rows < bought || live_rows.rows < bought_live {
-        bail!(
-            "rows missing: {}/{bought} drained, {}/{bought_live} live",
-            drained.rows,
-            live_rows.rows
-        );
+    if drained.rows < bought {
+        bail!("rows missing: {}/{bought} drained", drained.rows);
     }
-
-    let report = BenchReport {
-        settings: settings.clone(),
-        load_at_start,
-        medians: samples.iter().map(|s| median(s).clone()).collect(),
-        bought,
-        bought_live,
-        persisted_per_second: drained.rows as f64 / drained.after.as_secs_f64(),
-        redis_command_us: redis_per_purchase.command_us / bought.max(1) as f64,
-        redis_cpu_us: redis_per_purchase.cpu * 1e6 / bought.max(1) as f64,
-        confirm_to_row,
-        api_rss_mb: (rss, peak),
-    };
-    report.write()?;
-    Ok(report)
+    Ok(drained.rows as f64 / drained.after.as_secs_f64())
 }
 
 /// One wrk round against `url`, with the CPU the api `pid` spent on it.

@@ -39,24 +39,86 @@ fn kind_of(i: u64, purchase_tenths: u64) -> Kind {
     }
 }
 
+/// What the schedule thread reports when every request was sent.
+struct Sent {
+    /// How long sending took, the most a request was sent late, the start.
+    took: Duration,
+    late: Duration,
+    started: Instant,
+}
+
+/// The answers, by kind.
+#[derive(Default)]
+struct Tally {
+    all: Latencies,
+    service: Latencies,
+    status_latency: Latencies,
+    purchase_latency: Latencies,
+    status_answers: Statuses,
+    purchase_answers: Statuses,
+}
+
+impl Tally {
+    fn add(&mut self, done: Done) {
+        self.all.record(done.latency);
+        self.service.record(done.service);
+        match done.kind {
+            Kind::Status => {
+                self.status_latency.record(done.latency);
+                self.status_answers.add(done.status);
+            }
+            Kind::Purchase => {
+                self.purchase_latency.record(done.latency);
+                self.purchase_answers.add(done.status);
+            }
+        }
+    }
+}
+
 pub async fn run(shop: &Shop, orders: &Orders, options: &Options) -> anyhow::Result<Report> {
     let mut report = Report::new("sustained");
     let rate = options.rate.unwrap_or(500);
     let seconds = options.duration_secs.unwrap_or(60);
-    let purchase_tenths = 3;
     let total = rate * seconds;
-    let run = report.started_at.timestamp_millis();
     report.say(format!(
         "  {rate} requests/s for {seconds} s ({total} requests: 70% GET /api/sale/status, 30% POST /api/purchases)"
     ));
-
     let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
-    // The schedule runs on its own thread with std's sleep (tens of µs
-    // late at most): tokio's timer wheel has 1 ms ticks, which would add
-    // up to a millisecond of the generator's own lateness to every sample.
+    let schedule = send_on_schedule(shop, rate, total, report.started_at.timestamp_millis(), tx);
+    let sent = tokio::task::spawn_blocking(move || schedule.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the schedule thread panicked"))?;
+    let mut tally = Tally::default();
+    while let Some(done) = rx.recv().await {
+        tally.add(done);
+    }
+    let finished = sent.started.elapsed();
+    summarize(&mut report, &tally, &sent, finished, rate, seconds);
+    confirm_to_row(
+        &mut report,
+        shop,
+        orders,
+        options,
+        tally.purchase_answers.get(201),
+    )
+    .await?;
+    Ok(report)
+}
+
+/// Sends request i at start + i/rate from a thread of its own with std's
+/// sleep (tens of µs late at most): tokio's timer wheel has 1 ms ticks,
+/// which would add up to a millisecond of the generator's own lateness to
+/// every sample. Each answer goes to `tx`.
+fn send_on_schedule(
+    shop: &Shop,
+    rate: u64,
+    total: u64,
+    run: i64,
+    tx: mpsc::UnboundedSender<Done>,
+) -> std::thread::JoinHandle<Sent> {
     let runtime = tokio::runtime::Handle::current();
-    let schedule_shop = shop.clone();
-    let schedule = std::thread::spawn(move || {
+    let shop = shop.clone();
+    std::thread::spawn(move || {
         let interval = Duration::from_secs_f64(1.0 / rate as f64);
         let started = Instant::now();
         let mut late = Duration::ZERO;
@@ -66,9 +128,9 @@ pub async fn run(shop: &Shop, orders: &Orders, options: &Options) -> anyhow::Res
                 std::thread::sleep(wait);
             }
             late = late.max(due.elapsed());
-            let (shop, tx) = (schedule_shop.clone(), tx.clone());
+            let (shop, tx) = (shop.clone(), tx.clone());
             runtime.spawn(async move {
-                let kind = kind_of(i, purchase_tenths);
+                let kind = kind_of(i, PURCHASE_TENTHS);
                 let answer = match kind {
                     Kind::Purchase => shop.purchase(&format!("steady-{run}-{i}"), false).await,
                     Kind::Status => shop.status().await,
@@ -81,63 +143,80 @@ pub async fn run(shop: &Shop, orders: &Orders, options: &Options) -> anyhow::Res
                 });
             });
         }
-        (started.elapsed(), late, started)
-    });
-    let (sent_in, late, started) = tokio::task::spawn_blocking(move || schedule.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the schedule thread panicked"))?;
-
-    let (mut all, mut service) = (Latencies::default(), Latencies::default());
-    let (mut status_latency, mut purchase_latency) = (Latencies::default(), Latencies::default());
-    let (mut status_answers, mut purchase_answers) = (Statuses::default(), Statuses::default());
-    while let Some(done) = rx.recv().await {
-        all.record(done.latency);
-        service.record(done.service);
-        match done.kind {
-            Kind::Status => {
-                status_latency.record(done.latency);
-                status_answers.add(done.status);
-            }
-            Kind::Purchase => {
-                purchase_latency.record(done.latency);
-                purchase_answers.add(done.status);
-            }
+        Sent {
+            took: started.elapsed(),
+            late,
+            started,
         }
-    }
-    let finished = started.elapsed();
-    let purchases = purchase_answers.total();
-    let errors = (status_answers.total() - status_answers.get(200))
-        + (purchases - purchase_answers.get(201));
-    let error_rate = errors as f64 / total.max(1) as f64;
-    let achieved = total as f64 / sent_in.as_secs_f64().max(1e-9);
+    })
+}
 
+/// Purchases in every ten requests.
+const PURCHASE_TENTHS: u64 = 3;
+
+fn summarize(
+    report: &mut Report,
+    tally: &Tally,
+    sent: &Sent,
+    finished: Duration,
+    rate: u64,
+    seconds: u64,
+) {
+    let total = rate * seconds;
+    let purchases = tally.purchase_answers.total();
+    let errors = (tally.status_answers.total() - tally.status_answers.get(200))
+        + (purchases - tally.purchase_answers.get(201));
+    let error_rate = errors as f64 / total.max(1) as f64;
+    let achieved = total as f64 / sent.took.as_secs_f64().max(1e-9);
     report.say(format!(
         "  sent at {achieved:.1} req/s (the generator fell behind its schedule by at most {:.2} ms); all answered after {:.1} s",
-        late.as_secs_f64() * 1000.0,
+        sent.late.as_secs_f64() * 1000.0,
         finished.as_secs_f64()
     ));
-    report.say(format!("  latency (from due time): {}", all.line()));
-    report.say(format!("  service time (from send): {}", service.line()));
+    report.say(format!("  latency (from due time): {}", tally.all.line()));
+    report.say(format!(
+        "  service time (from send): {}",
+        tally.service.line()
+    ));
     report.say(format!(
         "  status reads: {} | {}",
-        status_answers.line(),
-        status_latency.line()
+        tally.status_answers.line(),
+        tally.status_latency.line()
     ));
     report.say(format!(
         "  purchases:    {} | {}",
-        purchase_answers.line(),
-        purchase_latency.line()
+        tally.purchase_answers.line(),
+        tally.purchase_latency.line()
     ));
     report.say(format!(
         "  error rate: {:.4}% ({errors} of {total})",
         error_rate * 100.0
     ));
     report.check("errors (status not 200, purchase not 201)", 0, errors);
-    report.check("answers", total, all.count());
+    report.check("answers", total, tally.all.count());
+    report.figure("rate", rate);
+    report.figure("seconds", seconds);
+    report.figure("requests", total);
+    report.figure("achievedRate", achieved);
+    report.figure("scheduleLagMaxMs", sent.late.as_secs_f64() * 1000.0);
+    report.figure("latency", tally.all.summary());
+    report.figure("serviceTime", tally.service.summary());
+    report.figure("statusLatency", tally.status_latency.summary());
+    report.figure("purchaseLatency", tally.purchase_latency.summary());
+    report.figure("statusAnswers", tally.status_answers.to_json());
+    report.figure("purchaseAnswers", tally.purchase_answers.to_json());
+    report.figure("errorRate", error_rate);
+}
 
-    // From confirmation to row, with the worker persisting as it goes.
+/// From confirmation to row, with the worker persisting as it goes.
+async fn confirm_to_row(
+    report: &mut Report,
+    shop: &Shop,
+    orders: &Orders,
+    options: &Options,
+    confirmed: u64,
+) -> anyhow::Result<()> {
     let sale = shop.sale_id().await?;
-    let confirmed = purchase_answers.get(201);
     let rows = orders
         .wait_for(&sale, confirmed, Instant::now(), options.drain_limit())
         .await?;
@@ -151,20 +230,7 @@ pub async fn run(shop: &Shop, orders: &Orders, options: &Options) -> anyhow::Res
         "confirmToRowMs",
         serde_json::json!({"p50": waits.p50_ms, "p99": waits.p99_ms, "max": waits.max_ms}),
     );
-
-    report.figure("rate", rate);
-    report.figure("seconds", seconds);
-    report.figure("requests", total);
-    report.figure("achievedRate", achieved);
-    report.figure("scheduleLagMaxMs", late.as_secs_f64() * 1000.0);
-    report.figure("latency", all.summary());
-    report.figure("serviceTime", service.summary());
-    report.figure("statusLatency", status_latency.summary());
-    report.figure("purchaseLatency", purchase_latency.summary());
-    report.figure("statusAnswers", status_answers.to_json());
-    report.figure("purchaseAnswers", purchase_answers.to_json());
-    report.figure("errorRate", error_rate);
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -133,6 +133,11 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The status of a purchase by `user_id`.
+    pub async fn purchase_status_code(&self, user_id: String) -> u16 {
+        self.purchase(&user_id).await.status().as_u16()
+    }
+
     pub async fn purchase_status(&self, user_id: &str) -> Response {
         self.get(&format!("/api/purchases/{user_id}")).await
     }

@@ -174,7 +174,7 @@ async fn rows_whose_ledger_entries_vanished_are_put_back_and_taken_out_of_the_st
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_that_saw_the_sale_sold_out_sells_again_once_a_rebuild_brings_stock_back() {
     let database = create_database().await;
-    order_worker::db::migrate(&database).await.expect("migrate");
+    orders::migrate(&database).await.expect("migrate");
     let config = TestConfig::active(2).set("DATABASE_URL", &database);
     let replica = spawn_app_with(TestConfig {
         vars: config.vars.clone(),
@@ -246,7 +246,11 @@ async fn a_sold_out_replica_judges_the_end_on_redis_clock_not_its_own() {
         }
     };
 
-    let statuses = [buy("sk-1").await, buy("sk-2").await, buy("sk-3").await];
+    let first = buy("sk-1").await;
+    // The buyer set loads in the background; then late shoppers are
+    // answered in-process, on the clock the freeze took from Redis.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let statuses = [first, buy("sk-2").await, buy("sk-3").await];
 
     assert_eq!(statuses, [201, 410, 410], "sold out, not ended");
 }
@@ -288,4 +292,79 @@ async fn an_ended_sale_whose_keys_expired_still_answers_from_postgres() {
     assert_eq!(late.status(), 400);
     let body: Value = late.json().await.expect("json");
     assert_eq!(body["message"], "The sale has ended.");
+}
+
+/// A sale sold out to 200,000 buyers: a replica learns the buyer set a page
+/// at a time in the background, never with one reply of the whole ledger
+/// (make chaos saw HGETALLs of 384,000 buyers time out again and again,
+/// saturate Redis and leave buyers without answers), and answers late
+/// shoppers in-process once it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sale_sold_out_to_many_buyers_is_learned_a_page_at_a_time() {
+    let redis = test_support::PrivateRedis::start();
+    let config = TestConfig::active(200_000).set("REDIS_URL", redis.url());
+    let keys = SaleKeys::new(&config.sale_id());
+    let app = spawn_app_with(config).await;
+    // The whole stock sold: 200,000 ledger entries, stock 0 (one Lua call
+    // per 10,000 buyers; the sale stays whole).
+    let fill = "local base = tonumber(ARGV[1]) for i = base, base + 9999 do \
+                redis.call('HSET', KEYS[1], 'bulk-' .. i, ARGV[2]) end \
+                redis.call('DECRBY', KEYS[2], 10000) return 1";
+    let entry = format!("{}|1772359200123", domain::OrderId::new());
+    for chunk in 0..20 {
+        let base = (chunk * 10_000).to_string();
+        redis.cli(&[
+            "eval",
+            fill,
+            "2",
+            &keys.buyers(),
+            &keys.stock(),
+            &base,
+            &entry,
+        ]);
+    }
+    assert_eq!(redis.cli(&["get", &keys.stock()]), "0");
+
+    let mut statuses = Vec::new();
+    for round in 0..30 {
+        let answers = futures::future::join_all(
+            (0..20).map(|i| app.purchase_status_code(format!("late-{round}-{i}"))),
+        )
+        .await;
+        statuses.extend(answers);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stats = redis.cli(&["info", "commandstats"]);
+    let scripts_before = evalsha_calls(&stats);
+    let last =
+        futures::future::join_all((0..50).map(|i| app.purchase_status_code(format!("last-{i}"))))
+            .await;
+    let scripts_after = evalsha_calls(&redis.cli(&["info", "commandstats"]));
+
+    assert!(
+        statuses.iter().chain(&last).all(|s| *s == 410),
+        "every late shopper is told sold out"
+    );
+    assert!(
+        !stats.contains("cmdstat_hgetall"),
+        "never one reply of the whole ledger"
+    );
+    assert!(
+        stats.contains("cmdstat_hscan"),
+        "the buyer set was read a page at a time"
+    );
+    assert_eq!(
+        scripts_after, scripts_before,
+        "once learned, late shoppers cost Redis nothing"
+    );
+}
+
+fn evalsha_calls(commandstats: &str) -> u64 {
+    commandstats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_evalsha:"))
+        .and_then(|l| l.split("calls=").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }

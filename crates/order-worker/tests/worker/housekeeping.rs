@@ -210,9 +210,13 @@ async fn a_conflicting_order_is_counted_as_a_conflict_not_a_duplicate() {
     assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 1);
 }
 
-/// A sale that ended a minute ago with one buyer in its ledger.
-async fn ended_sale(redis: &mut redis::aio::ConnectionManager) -> (SaleId, LedgerEntry) {
-    let sale = SaleId::parse(&format!("test-{}", uuid::Uuid::new_v4().simple())).expect("valid");
+/// A sale `<prefix>-<random>` that ended a minute ago with one buyer in its ledger.
+async fn ended_sale(
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+) -> (SaleId, LedgerEntry) {
+    let sale =
+        SaleId::parse(&format!("{prefix}-{}", uuid::Uuid::new_v4().simple())).expect("valid");
     let keys = SaleKeys::new(&sale);
     let ended = Utc::now() - chrono::Duration::minutes(1);
     let entry = LedgerEntry {
@@ -243,11 +247,13 @@ async fn an_ended_sale_whose_orders_are_all_persisted_leaves_redis() {
     db_migrate(&url).await;
     let probe = settings(&url, "unused");
     let mut redis = domain::queue::connection(&probe.redis).expect("redis");
-    let (persisted, entry) = ended_sale(&mut redis).await;
-    let (unpersisted, _) = ended_sale(&mut redis).await;
+    // Both sales of this test, and no other, reconciled.
+    let prefix = format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (persisted, entry) = ended_sale(&mut redis, &prefix).await;
+    let (unpersisted, _) = ended_sale(&mut redis, &prefix).await;
     insert_row(&url, &persisted, "the-buyer", &entry).await;
-    // Both sales reconciled; entries younger than the grace are left to jobs.
-    let mut settings = settings_for(&url, &unique_queue(), "test-*");
+    // Entries younger than the grace are left to jobs.
+    let mut settings = settings_for(&url, &unique_queue(), &format!("{prefix}-*"));
     settings.reconcile.grace = Duration::from_secs(3600 * 24);
     settings.reconcile.sale_retention = Duration::ZERO;
     let worker = order_worker::spawn(settings);
@@ -279,7 +285,7 @@ async fn an_ended_sale_whose_orders_are_all_persisted_leaves_redis() {
 }
 
 async fn db_migrate(url: &str) {
-    order_worker::db::migrate(url).await.expect("migrate");
+    orders::migrate(url).await.expect("migrate");
 }
 
 async fn insert_row(url: &str, sale: &SaleId, user: &str, entry: &LedgerEntry) {
@@ -291,7 +297,7 @@ async fn insert_row(url: &str, sale: &SaleId, user: &str, entry: &LedgerEntry) {
         user_id: domain::UserId::parse(user).expect("valid"),
         purchased_at: entry.purchased_at,
     };
-    order_worker::db::insert_orders(&mut conn, &[order])
+    orders::insert_orders(&mut conn, &[order])
         .await
         .expect("insert");
 }

@@ -9,7 +9,7 @@ use chrono::Utc;
 use diesel::{sql_query, sql_types::BigInt, QueryableByName};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use domain::{config::Env, OrderId, PersistOrder, PersistOrders, SaleId, UserId};
-use order_worker::{db, WorkerSettings};
+use order_worker::WorkerSettings;
 
 use test_support::{create_database, redis_url};
 
@@ -85,7 +85,7 @@ async fn wait_for_count(url: &str, sql: &str, expected: i64, timeout: Duration) 
 async fn workers_migrating_at_once_apply_the_migrations_exactly_once() {
     let url = create_database().await;
 
-    let results = futures::future::join_all((0..4).map(|_| db::migrate(&url))).await;
+    let results = futures::future::join_all((0..4).map(|_| orders::migrate(&url))).await;
 
     let applied: Vec<usize> = results.into_iter().map(|r| r.expect("migrate")).collect();
     assert_eq!(applied.iter().sum::<usize>(), 1, "{applied:?}");
@@ -95,8 +95,8 @@ async fn workers_migrating_at_once_apply_the_migrations_exactly_once() {
 /// The batcher the job handlers use, on a migrated fresh database.
 async fn batcher() -> (String, order_worker::batch::Batcher) {
     let url = create_database().await;
-    db::migrate(&url).await.expect("migrate");
-    let pool = db::pool(&settings(&url, "unused").database);
+    orders::migrate(&url).await.expect("migrate");
+    let pool = orders::pool(&settings(&url, "unused").database);
     (url, order_worker::batch::Batcher::spawn(pool))
 }
 
