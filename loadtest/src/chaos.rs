@@ -177,7 +177,7 @@ pub async fn check(options: &CheckOptions) -> anyhow::Result<Report> {
     );
     report.check("5xx answers other than 503", 0, server_errors);
 
-    let availability = Availability::of(&told, options.stock);
+    let availability = Availability::of(&told);
     report.say(format!(
         "  {} purchases: {} x 201, {} rows ({untold} of them for answers that were 503 or lost: purchases that stood), all rows in after {:.1} s",
         told.len(),
@@ -230,17 +230,15 @@ struct Availability {
 }
 
 impl Availability {
-    fn of(told: &[Told], stock: u64) -> Self {
+    fn of(told: &[Told]) -> Self {
         let mut by_time: Vec<&Told> = told.iter().collect();
         by_time.sort_by(|a, b| a.at.total_cmp(&b.at));
+        // The first "sold out" ends it: some units went to purchases
+        // whose buyers were told 503 (they stood), so the 201s alone never
+        // add up to the stock.
         let sold_out_at = by_time
             .iter()
-            .filter(|t| t.status == 201)
-            .nth(
-                usize::try_from(stock)
-                    .unwrap_or(usize::MAX)
-                    .saturating_sub(1),
-            )
+            .find(|t| t.status == 410)
             .map_or(f64::MAX, |t| t.at);
         let window: Vec<&&Told> = by_time.iter().filter(|t| t.at <= sold_out_at).collect();
         let n = window.len().max(1) as f64;
@@ -276,23 +274,14 @@ async fn redis_stock(url: &str, sale: &str) -> anyhow::Result<u64> {
 
 fn write_markdown(options: &CheckOptions, report: &Report, found: &Found) -> anyhow::Result<()> {
     let mut out = String::new();
-    let _ = writeln!(out, "# `make chaos`: the latest run\n");
-    let _ = writeln!(
-        out,
-        "Written by `make chaos` (`deploy/local/chaos.sh`); rerun it to refresh this file.\n"
-    );
-    let _ = writeln!(
-        out,
-        "- date: {}",
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-    );
+    crate::report::kept_file_header(&mut out, "make chaos", "deploy/local/chaos.sh");
     let _ = writeln!(out, "- settings: {} (stock {}), 3 api replicas + 2 workers behind haproxy, Redis AOF `appendfsync always`", options.settings, options.stock);
     let verdict = if report.passed() {
         "all invariants hold"
     } else {
         "INVARIANT VIOLATED"
     };
-    let _ = writeln!(out, "- result: **{verdict}**\n");
+    let _ = writeln!(out, "- result: **{verdict}**");
     let faults: Vec<(String, u64)> = sorted(found.faults.iter().map(|(k, n)| (k.clone(), *n)));
     counts_table(&mut out, "faults landed", &faults);
     let mut statuses: HashMap<String, u64> = HashMap::new();

@@ -5,6 +5,22 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{json, Map, Value};
 
+/// The opening of a file under docs/ that a command writes and the README
+/// shows: its title, which command writes it, and when it ran.
+pub fn kept_file_header(out: &mut String, command: &str, script: &str) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# `{command}`: the latest run\n");
+    let _ = writeln!(
+        out,
+        "Written by `{command}` (`{script}`); rerun it to refresh this file.\n"
+    );
+    let _ = writeln!(
+        out,
+        "- date: {}",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
+}
+
 pub struct Report {
     pub scenario: &'static str,
     pub started_at: chrono::DateTime<chrono::Utc>,

@@ -32,14 +32,14 @@ export function PurchaseForm({ open, pending, onBuy }: Props) {
         value={userId}
         autoComplete="username"
         placeholder="e.g. user-42"
-        maxLength={80}
+        maxLength={600}
         aria-invalid={touched && problem !== null}
         aria-describedby={hintId}
         onChange={(e) => setUserId(e.target.value)}
         onBlur={() => setTouched(true)}
       />
       <p id={hintId} className={touched && problem ? 'hint hint--error' : 'hint'}>
-        {touched && problem ? problem : 'Letters, digits and . _ - @ + : (up to 64).'}
+        {touched && problem ? problem : 'Up to 255 characters: any name, e-mail or id.'}
       </p>
       <button type="submit" disabled={!canBuy}>
         {pending ? 'Buying…' : 'Buy now'}

@@ -1,17 +1,35 @@
 import { countdown } from './time';
-import { userIdProblem } from './userId';
+import userIds from '../../../crates/domain/user-ids.json';
+import { USER_ID_MAX, userIdProblem, userIdProblemKind } from './userId';
+
+type Case = string | { repeat: string; times: number };
 
 describe('userIdProblem', () => {
+  // The same cases the api's domain::UserId is tested with.
+  const cases = userIds as {
+    maxLength: number;
+    accepted: Case[];
+    refused: { userId: Case; problem: string }[];
+  };
+  const text = (c: Case) => (typeof c === 'string' ? c : c.repeat.repeat(c.times));
+
+  it('has the api\'s maximum length', () => {
+    expect(USER_ID_MAX).toBe(cases.maxLength);
+  });
   it('accepts what the api accepts', () => {
-    for (const ok of ['user-42', 'a', 'Alice.Smith@example.com', 'x_y+z:1', 'a'.repeat(64)]) {
-      expect(userIdProblem(ok)).toBeNull();
+    for (const ok of cases.accepted) {
+      expect(userIdProblem(text(ok)), text(ok)).toBeNull();
     }
   });
-  it('refuses blank, too long and oddly spelled ids', () => {
+  it('refuses what the api refuses, for the same reason', () => {
+    for (const refused of cases.refused) {
+      expect(userIdProblemKind(text(refused.userId)), JSON.stringify(refused)).toBe(refused.problem);
+    }
+  });
+  it('explains each problem in the shop\'s words', () => {
     expect(userIdProblem('')).toMatch(/enter/i);
-    expect(userIdProblem('   ')).toMatch(/enter/i);
-    expect(userIdProblem('a'.repeat(65))).toMatch(/64/);
-    expect(userIdProblem('a b')).toMatch(/no spaces/);
+    expect(userIdProblem('a'.repeat(256))).toMatch(/255/);
+    expect(userIdProblem('a\tb')).toMatch(/control/i);
   });
 });
 

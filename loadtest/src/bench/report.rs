@@ -55,16 +55,7 @@ impl BenchReport {
 
     fn write_header(&self, out: &mut String) {
         let s = &self.settings;
-        let _ = writeln!(out, "# `make bench`: the latest run\n");
-        let _ = writeln!(
-            out,
-            "Written by `make bench` (`loadtest/bench.sh` -> `loadtest bench`); rerun it to refresh this file.\n"
-        );
-        let _ = writeln!(
-            out,
-            "- date: {}",
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-        );
+        crate::report::kept_file_header(out, "make bench", "loadtest/bench.sh -> loadtest bench");
         let _ = writeln!(out, "- code: {}", git_describe());
         let _ = writeln!(
             out,

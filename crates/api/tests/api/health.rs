@@ -19,17 +19,7 @@ async fn health_is_ok_when_redis_and_postgres_are_up() {
 
 #[tokio::test]
 async fn health_is_degraded_but_200_when_postgres_is_down() {
-    let config = TestConfig::active(1);
-    let sale = config.sale_id();
-    spawn_app_with(config).await;
-    // A replica of the armed sale whose PostgreSQL is unreachable.
-    let app = spawn_app_with(
-        TestConfig::active(1)
-            .set("SALE_ID", &sale)
-            .set("DATABASE_URL", DEAD_DATABASE_URL)
-            .set("DATABASE_CONNECT_TIMEOUT_SECONDS", 1),
-    )
-    .await;
+    let app = replica_without_postgres(1).await;
 
     let response = app.get("/api/health").await;
 
@@ -47,16 +37,7 @@ async fn health_is_degraded_but_200_when_postgres_is_down() {
 /// rotation while sales could go on.
 #[tokio::test]
 async fn health_answers_well_within_a_probe_budget_while_postgres_is_down() {
-    let config = TestConfig::active(1);
-    let sale = config.sale_id();
-    spawn_app_with(config).await;
-    let app = spawn_app_with(
-        TestConfig::active(1)
-            .set("SALE_ID", &sale)
-            .set("DATABASE_URL", DEAD_DATABASE_URL)
-            .set("DATABASE_CONNECT_TIMEOUT_SECONDS", 5),
-    )
-    .await;
+    let app = replica_without_postgres(5).await;
 
     let started = std::time::Instant::now();
     let response = app.get("/api/health").await;
@@ -67,4 +48,19 @@ async fn health_answers_well_within_a_probe_budget_while_postgres_is_down() {
         took < std::time::Duration::from_millis(800),
         "health took {took:?} with PostgreSQL down"
     );
+}
+
+/// A replica of an armed sale whose PostgreSQL is unreachable (connects
+/// time out after `connect_timeout` seconds).
+async fn replica_without_postgres(connect_timeout: u64) -> crate::helpers::TestApp {
+    let config = TestConfig::active(1);
+    let sale = config.sale_id();
+    spawn_app_with(config).await;
+    spawn_app_with(
+        TestConfig::active(1)
+            .set("SALE_ID", &sale)
+            .set("DATABASE_URL", DEAD_DATABASE_URL)
+            .set("DATABASE_CONNECT_TIMEOUT_SECONDS", connect_timeout),
+    )
+    .await
 }

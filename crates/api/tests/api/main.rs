@@ -19,4 +19,5 @@ mod redis_cluster;
 mod sale_status;
 mod stream_cap;
 mod support;
+mod user_ids;
 mod validation;

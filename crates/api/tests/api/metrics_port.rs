@@ -49,12 +49,7 @@ async fn with_metrics_port_set_metrics_leave_the_public_port_for_their_own() {
 async fn the_document_lists_metrics_though_they_are_served_elsewhere() {
     let app = spawn_app_with(TestConfig::active(1).set("METRICS_PORT", free_port())).await;
 
-    let doc: Value = app
-        .get("/api/openapi.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let doc = crate::openapi::document(&app).await;
 
     assert!(
         doc["paths"]["/metrics"]["get"].is_object(),

@@ -70,12 +70,7 @@ async fn the_refusal_is_documented_and_its_body_matches_the_document() {
 
     assert_eq!(refused.status(), 503);
     let body: Value = refused.json().await.expect("json body");
-    let doc: Value = app
-        .get("/api/openapi.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let doc = crate::openapi::document(&app).await;
     let documented = &doc["paths"]["/api/sale/events"]["get"]["responses"]["503"];
     assert!(
         documented["headers"]["Retry-After"].is_object(),

@@ -46,15 +46,14 @@ async fn unknown_properties_are_refused_by_name() {
 }
 
 #[tokio::test]
-async fn over_long_or_oddly_spelled_user_ids_are_refused() {
+async fn over_long_or_non_string_user_ids_are_refused() {
     let app = spawn_app().await;
-    assert_eq!(app.purchase(&"x".repeat(65)).await.status(), 400);
-    assert_eq!(app.purchase("a b").await.status(), 400);
+    assert_eq!(app.purchase(&"x".repeat(256)).await.status(), 400);
     assert_eq!(
         app.post_purchase_json(&json!({"userId": 7})).await.status(),
         400
     );
-    assert_eq!(app.purchase(&"x".repeat(64)).await.status(), 201);
+    assert_eq!(app.purchase(&"x".repeat(255)).await.status(), 201);
 }
 
 #[tokio::test]
@@ -99,7 +98,7 @@ async fn an_oversized_body_is_a_413_in_the_json_error_shape() {
 async fn an_invalid_user_id_in_the_status_path_is_a_400() {
     let app = spawn_app().await;
 
-    let response = app.purchase_status(&"y".repeat(65)).await;
+    let response = app.purchase_status(&"y".repeat(256)).await;
 
     assert_eq!(response.status(), 400);
 }

@@ -78,8 +78,31 @@ async fn after_a_hundred_thousand_orders_the_queue_holds_under_a_megabyte() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_loop_that_fails_gives_its_jobs_back_at_once() {
+/// A worker on a private Redis and PostgreSQL whose loop holds five jobs:
+/// PostgreSQL went down after it fetched them, so it keeps retrying.
+struct Held {
+    redis: PrivateRedis,
+    postgres: PrivatePostgres,
+    url: String,
+    queue: String,
+    worker: order_worker::WorkerHandle,
+}
+
+/// PostgreSQL back: how many of the held jobs' orders land within 12 s
+/// (apalis alone would give a dead loop's jobs back only after 30).
+async fn held_jobs_landed(
+    postgres: PrivatePostgres,
+    url: &str,
+    worker: order_worker::WorkerHandle,
+) -> i64 {
+    postgres.start_again();
+    let sql = "SELECT count(*) AS n FROM orders";
+    let persisted = wait_for_count(url, sql, 5, Duration::from_secs(12)).await;
+    worker.stop().await.expect("worker stops cleanly");
+    persisted
+}
+
+async fn jobs_held_by_a_loop() -> Held {
     let redis = PrivateRedis::start();
     let postgres = PrivatePostgres::start();
     let url = postgres.url();
@@ -90,22 +113,33 @@ async fn a_loop_that_fails_gives_its_jobs_back_at_once() {
     let conn = domain::queue::connection(&settings.queue_redis).expect("queue connection");
     let mut storage = domain::queue::storage(conn, &queue);
     let worker = order_worker::spawn(settings);
+    let sql = "SELECT count(*) AS n FROM orders";
     assert_eq!(
-        wait_for_count(
-            &url,
-            "SELECT count(*) AS n FROM orders",
-            0,
-            Duration::from_secs(15)
-        )
-        .await,
+        wait_for_count(&url, sql, 0, Duration::from_secs(15)).await,
         0
     );
-
-    // PostgreSQL down: the loop fetches the jobs and holds them, retrying.
     postgres.stop();
     let jobs: Vec<PersistOrders> = (0..5).map(|i| single(job(&format!("held-{i}")))).collect();
     storage.push_bulk(jobs).await.expect("push");
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    Held {
+        redis,
+        postgres,
+        url,
+        queue,
+        worker,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_loop_that_fails_gives_its_jobs_back_at_once() {
+    let Held {
+        redis,
+        postgres,
+        url,
+        queue,
+        worker,
+    } = jobs_held_by_a_loop().await;
     // Redis frozen past the response timeout: the loop's next call times
     // out and it is dropped holding the jobs; the supervisor starts another.
     let redis = std::sync::Arc::new(redis);
@@ -115,15 +149,7 @@ async fn a_loop_that_fails_gives_its_jobs_back_at_once() {
         .expect("stall");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let loops = redis.cli(&["zrange", &format!("{queue}:workers"), "0", "-1"]);
-    postgres.start_again();
-    let persisted = wait_for_count(
-        &url,
-        "SELECT count(*) AS n FROM orders",
-        5,
-        Duration::from_secs(12),
-    )
-    .await;
-    worker.stop().await.expect("worker stops cleanly");
+    let persisted = held_jobs_landed(postgres, &url, worker).await;
 
     assert!(
         loops.ends_with("-1"),
@@ -139,45 +165,20 @@ async fn a_loop_that_fails_gives_its_jobs_back_at_once() {
 /// back until Redis returns; they are given back then, not 30 s later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_loop_that_died_with_redis_gives_its_jobs_back_when_redis_returns() {
-    let mut redis = PrivateRedis::start();
-    let postgres = PrivatePostgres::start();
-    let url = postgres.url();
-    let queue = unique_queue();
-    let mut settings = settings(&url, &queue);
-    settings.redis.url = redis.url();
-    settings.queue_redis.url = redis.url();
-    let conn = domain::queue::connection(&settings.queue_redis).expect("queue connection");
-    let mut storage = domain::queue::storage(conn, &queue);
-    let worker = order_worker::spawn(settings);
-    assert_eq!(
-        wait_for_count(
-            &url,
-            "SELECT count(*) AS n FROM orders",
-            0,
-            Duration::from_secs(15)
-        )
-        .await,
-        0
-    );
-    postgres.stop();
-    let jobs: Vec<PersistOrders> = (0..5).map(|i| single(job(&format!("kept-{i}")))).collect();
-    storage.push_bulk(jobs).await.expect("push");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let Held {
+        mut redis,
+        postgres,
+        url,
+        worker,
+        ..
+    } = jobs_held_by_a_loop().await;
 
     // A clean shutdown keeps the data (AOF): the held jobs are still in the
     // dead loop's in-flight set when Redis comes back.
     redis.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
     redis.start_again();
-    postgres.start_again();
-    let persisted = wait_for_count(
-        &url,
-        "SELECT count(*) AS n FROM orders",
-        5,
-        Duration::from_secs(12),
-    )
-    .await;
-    worker.stop().await.expect("worker stops cleanly");
+    let persisted = held_jobs_landed(postgres, &url, worker).await;
 
     assert_eq!(persisted, 5, "the jobs came back as soon as Redis did");
 }

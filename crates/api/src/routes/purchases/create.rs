@@ -20,12 +20,13 @@ use crate::{
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PurchaseRequest {
-    /// 1 to 64 characters: ASCII letters, digits and `. _ - @ + :`.
+    /// 1 to 255 characters, not blank, no control characters: any script,
+    /// any identity provider's subject.
     #[schema(
         example = "user-42",
         min_length = 1,
-        max_length = 64,
-        pattern = "^[A-Za-z0-9._@+:-]+$"
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub user_id: String,
 }

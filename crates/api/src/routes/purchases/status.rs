@@ -26,7 +26,7 @@ pub struct PurchaseStatus {
 /// before the order row is persisted.
 #[utoipa::path(
     tag = "purchases",
-    params(("user_id" = String, Path, description = "The user id")),
+    params(("user_id" = String, Path, description = "The user id, percent-encoded (`team%2Falice`, `jos%C3%A9`)")),
     responses(
         (status = 200, body = PurchaseStatus),
         (status = 400, description = "Invalid user id", body = ErrorBody),

@@ -10,27 +10,19 @@ use std::{
 use serde_json::Value;
 
 use super::*;
-use crate::{
-    helpers::{create_database, spawn_app_with, wait_for_orders_within, TestConfig},
-    persistence::{persisted_by, worker_settings},
-};
+use crate::{helpers::wait_for_orders_within, persistence::persisted_by};
 use test_support::PrivateRedis;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_purchase_answered_503_while_redis_froze_mid_burst_either_stood_or_lets_the_retry_buy() {
+    // The client timeout the freeze outlasts is the default 1 s.
     let redis = Arc::new(PrivateRedis::start());
-    let database = create_database().await;
-    let config = jobs_only(
-        TestConfig::active(1000)
-            .set("DATABASE_URL", &database)
-            .set("REDIS_URL", redis.url())
-            .set("REDIS_COMMAND_TIMEOUT_MS", 1000),
-    );
-    let worker = order_worker::spawn(worker_settings(&config));
-    let app = spawn_app_with(TestConfig {
-        vars: config.vars.clone(),
-    })
-    .await;
+    let Sale {
+        database,
+        config,
+        worker,
+        app,
+    } = sale_on(&redis.url(), 1000).await;
 
     let frozen = freeze_mid_burst(&app, &redis, Duration::from_millis(2500)).await;
     let retries = retry_each_503(&app, &frozen.answers).await;

@@ -279,3 +279,32 @@ pub(super) async fn drain_jobs_then_reconcile(
         reconciling,
     }
 }
+
+/// A sale of `stock` with its own database, Redis at `redis_url`, a
+/// jobs-only worker and an api: what most fault tests start from.
+pub(super) struct Sale {
+    pub(super) database: String,
+    pub(super) config: TestConfig,
+    pub(super) worker: order_worker::WorkerHandle,
+    pub(super) app: crate::helpers::TestApp,
+}
+
+pub(super) async fn sale_on(redis_url: &str, stock: u64) -> Sale {
+    let database = crate::helpers::create_database().await;
+    let config = jobs_only(
+        TestConfig::active(stock)
+            .set("DATABASE_URL", &database)
+            .set("REDIS_URL", redis_url),
+    );
+    let worker = order_worker::spawn(worker_settings(&config));
+    let app = crate::helpers::spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
+    Sale {
+        database,
+        config,
+        worker,
+        app,
+    }
+}

@@ -17,17 +17,12 @@ use test_support::PrivateRedis;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_restarted_mid_burst_answers_503_fast_then_heals_by_itself() {
     let mut redis = PrivateRedis::start();
-    let database = create_database().await;
-    let config = jobs_only(
-        TestConfig::active(200)
-            .set("DATABASE_URL", &database)
-            .set("REDIS_URL", redis.url()),
-    );
-    let worker = order_worker::spawn(worker_settings(&config));
-    let app = spawn_app_with(TestConfig {
-        vars: config.vars.clone(),
-    })
-    .await;
+    let Sale {
+        database,
+        config,
+        worker,
+        app,
+    } = sale_on(&redis.url(), 200).await;
     let progress = Arc::new(AtomicUsize::new(0));
 
     let mut answers = burst(
@@ -111,17 +106,12 @@ async fn redis_restarted_mid_burst_answers_503_fast_then_heals_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_flushed_then_api_restarted_sells_nothing_twice() {
     let redis = PrivateRedis::start();
-    let database = create_database().await;
-    let config = jobs_only(
-        TestConfig::active(150)
-            .set("DATABASE_URL", &database)
-            .set("REDIS_URL", redis.url()),
-    );
-    let worker = order_worker::spawn(worker_settings(&config));
-    let first = spawn_app_with(TestConfig {
-        vars: config.vars.clone(),
-    })
-    .await;
+    let Sale {
+        database,
+        config,
+        worker,
+        app: first,
+    } = sale_on(&redis.url(), 150).await;
     let progress = Arc::new(AtomicUsize::new(0));
     let mut answers = burst(
         first.address.clone(),
