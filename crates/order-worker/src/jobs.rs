@@ -1,11 +1,12 @@
 //! Job handlers. Every handler is idempotent: at-least-once delivery must
 //! never duplicate an order.
 
-use apalis::prelude::Data;
+use apalis::prelude::{Data, TaskId};
 use domain::PersistOrders;
 
 use crate::{
     batch::{Batcher, PersistError},
+    keeper::Finished,
     metrics,
 };
 
@@ -13,15 +14,21 @@ use crate::{
 #[derive(Clone)]
 pub struct JobContext {
     pub batcher: Batcher,
+    /// Notes each job whose orders are committed, for the sweep.
+    pub finished: Finished,
 }
 
 /// Persists a job's confirmed purchases as order rows (in INSERT batches
 /// shared with the other jobs in flight). The job succeeds only when every
 /// order is committed; a retry re-inserts them all, and the ones already
-/// there are skipped (ON CONFLICT DO NOTHING).
+/// there are skipped (ON CONFLICT DO NOTHING). A failed job is retried by
+/// apalis with backoff.
 #[tracing::instrument(name = "persist_orders", skip_all, fields(orders = job.orders.len()))]
-/// A failed job is retried by apalis with backoff.
-pub async fn persist_orders(job: PersistOrders, ctx: Data<JobContext>) -> Result<(), PersistError> {
+pub async fn persist_orders(
+    job: PersistOrders,
+    id: TaskId,
+    ctx: Data<JobContext>,
+) -> Result<(), PersistError> {
     metrics::job_attempt();
     ctx.batcher.persist_all(job.orders).await.inspect_err(|e| {
         metrics::job_failed();
@@ -29,5 +36,7 @@ pub async fn persist_orders(job: PersistOrders, ctx: Data<JobContext>) -> Result
             error = domain::telemetry::chain(e),
             "persisting orders failed; will retry"
         );
-    })
+    })?;
+    ctx.finished.note(id.to_string());
+    Ok(())
 }

@@ -1,7 +1,11 @@
 //! Keeping apalis-redis's queue healthy: due jobs promoted in chunks (see
 //! `lua/promote_due.lua`), a failed loop's jobs given back at once
-//! (`lua/release_jobs.lua`), and finished jobs removed after a retention
-//! (`lua/sweep_finished.lua`), so the queue holds only live work.
+//! (`lua/release_jobs.lua`), and finished jobs removed after a retention,
+//! so the queue holds only live work. The handlers note each finished job
+//! ([`Finished`]) and the keeper removes the noted ones a retention later
+//! (`lua/sweep_noted.lua`: each job touched once); once per retention a
+//! walk of apalis's whole done set (`lua/sweep_finished.lua`) catches any
+//! job whose note was lost.
 
 use std::{
     collections::HashSet,
@@ -19,8 +23,50 @@ use orders::PgPool;
 /// limit, and short enough not to stall Redis.
 const CHUNK: usize = 1000;
 
-/// How often finished jobs are swept.
+/// How often noted finished jobs are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Notes waiting for the recorder before a handler's note is dropped (the
+/// walk of the done set catches what a dropped note leaves).
+const NOTES_WAITING: usize = 10_000;
+
+/// Notes that a job finished: its orders are committed. Group-committed:
+/// one `ZADD` carries every note of the moment.
+#[derive(Clone)]
+pub struct Finished {
+    tx: tokio::sync::mpsc::Sender<String>,
+}
+
+impl Finished {
+    /// Starts the recorder on the current runtime.
+    pub fn spawn(mut conn: ConnectionManager, queue: &str) -> Self {
+        let key = noted_set(queue);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(NOTES_WAITING);
+        tokio::spawn(async move {
+            let mut ids = Vec::with_capacity(CHUNK);
+            while rx.recv_many(&mut ids, CHUNK).await > 0 {
+                let now = epoch_seconds();
+                let members: Vec<(u64, &String)> = ids.iter().map(|id| (now, id)).collect();
+                let noted: RedisResult<()> = conn.zadd_multiple(&key, &members).await;
+                if let Err(error) = noted {
+                    tracing::debug!(%error, "noting finished jobs failed; the done-set walk will find them");
+                }
+                ids.clear();
+            }
+        });
+        Self { tx }
+    }
+
+    /// Notes job `id` (never waits: a full recorder drops the note).
+    pub fn note(&self, id: String) {
+        let _ = self.tx.try_send(id);
+    }
+}
+
+/// The sorted set of jobs noted finished, by when.
+fn noted_set(queue: &str) -> String {
+    format!("{queue}:noted-finished")
+}
 
 #[derive(Clone)]
 pub struct QueueKeeper {
@@ -28,6 +74,7 @@ pub struct QueueKeeper {
     config: Config,
     promote: Script,
     release: Script,
+    sweep_noted: Script,
     sweep: Script,
 }
 
@@ -47,6 +94,7 @@ impl QueueKeeper {
             config: Config::default().queue(queue),
             promote: Script::new(include_str!("../lua/promote_due.lua")),
             release: Script::new(include_str!("../lua/release_jobs.lua")),
+            sweep_noted: Script::new(include_str!("../lua/sweep_noted.lua")),
             sweep: Script::new(include_str!("../lua/sweep_finished.lua")),
         }
     }
@@ -84,9 +132,36 @@ impl QueueKeeper {
             .await
     }
 
-    /// Removes finished jobs older than `retention`: done ones (their
-    /// orders are committed), and dead ones whose every order is in
-    /// PostgreSQL (the reconciler persisted them from the ledger).
+    /// Removes the jobs noted finished more than `retention` ago.
+    pub async fn sweep_noted(
+        &self,
+        conn: &mut ConnectionManager,
+        retention: Duration,
+    ) -> RedisResult<usize> {
+        let before = epoch_seconds().saturating_sub(retention.as_secs());
+        let mut removed = 0;
+        loop {
+            let (looked, n): (usize, usize) = self
+                .sweep_noted
+                .key(noted_set(&self.queue))
+                .key(self.config.done_jobs_set())
+                .key(self.config.job_data_hash())
+                .arg(self.config.job_meta_hash())
+                .arg(before)
+                .arg(CHUNK)
+                .invoke_async(conn)
+                .await?;
+            removed += n;
+            if looked < CHUNK || n == 0 {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// Walks apalis's whole done and dead sets: done jobs finished more
+    /// than `retention` ago (whatever their note), and dead ones whose every
+    /// order is in PostgreSQL (the reconciler persisted them from the
+    /// ledger). Costly on a big queue: run once per retention.
     pub async fn sweep(
         &self,
         conn: &mut ConnectionManager,
@@ -180,6 +255,7 @@ impl QueueKeeper {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_depth = Instant::now() - Duration::from_secs(1);
         let mut last_sweep = Instant::now();
+        let mut last_walk = Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -196,12 +272,22 @@ impl QueueKeeper {
             }
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = Instant::now();
-                match self.sweep(&mut conn, &pool, retention).await {
+                match self.sweep_noted(&mut conn, retention).await {
                     Ok(0) => {}
                     Ok(removed) => tracing::debug!(removed, "finished jobs removed"),
+                    Err(error) => {
+                        tracing::debug!(%error, "sweeping finished jobs failed; retrying")
+                    }
+                }
+            }
+            if last_walk.elapsed() >= retention.max(SWEEP_EVERY * 12) {
+                last_walk = Instant::now();
+                match self.sweep(&mut conn, &pool, retention).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "finished jobs without a note removed"),
                     Err(error) => tracing::debug!(
                         error = format!("{error:#}"),
-                        "sweeping finished jobs failed; retrying"
+                        "walking the done set failed; next time"
                     ),
                 }
             }

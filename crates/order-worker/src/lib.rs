@@ -121,6 +121,7 @@ impl Worker {
     async fn supervise(&self, shutdown: &CancellationToken) {
         let context = JobContext {
             batcher: batch::Batcher::spawn(self.pool.clone()),
+            finished: keeper::Finished::spawn(self.queue.clone(), &self.settings.queue),
         };
         let mut restarts = 0u32;
         while !shutdown.is_cancelled() {
