@@ -26,17 +26,16 @@ build: ## Build the release binaries (api, order-worker)
 
 test: test-rust test-frontend test-scripts ## Run every test: Rust (real Redis + PostgreSQL, started if needed), the storefront (Vitest + Chromium), the scripts
 
-test-rust: ## The Rust unit, integration and fault-injection tests
+test-rust: ## The Rust unit, integration and fault-injection tests (cargo-nextest: a process per test)
 	@deploy/local/ensure-tools.sh redis-server:redis-server redis-cli:redis-tools haproxy:haproxy
+	@# Each test runs in a process of its own: the tests read process-wide
+	@# metrics, which one shared process (plain cargo test) would mix up.
+	@$(CARGO) nextest --version >/dev/null 2>&1 || { echo "installing cargo-nextest (once)"; $(CARGO) install cargo-nextest --locked; }
 	@deploy/local/services.sh up
 	@. .run/services.env && deploy/local/services.sh clean-test-data
 	@. .run/services.env && \
 	  export TEST_REDIS_URL="redis://$$REDIS_HOST:$$REDIS_PORT" TEST_DATABASE_URL="$$DATABASE_URL" && \
-	  if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	    $(CARGO) nextest run --workspace --no-fail-fast; \
-	  else \
-	    $(CARGO) test --workspace --no-fail-fast; \
-	  fi; status=$$?; \
+	  $(CARGO) nextest run --workspace --no-fail-fast; status=$$?; \
 	  deploy/local/services.sh clean-test-data; exit $$status
 
 test-frontend: ## The storefront: Vitest units, build, Playwright in Debian's Chromium against the real stack

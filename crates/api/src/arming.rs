@@ -4,18 +4,20 @@
 //! ledger that add up (`lua/arm.lua`). The first api to start for a
 //! `SALE_ID` finds it missing and writes it; a restart or another replica
 //! finds it whole and takes Redis's copy. Whenever it is missing or partly
-//! lost, PostgreSQL decides: every order it holds for the sale goes back
-//! into the ledger and out of the stock, so no earlier buyer can buy again
-//! and the stock is never restored to full. Nothing is ever written without
-//! those orders: if PostgreSQL cannot be asked, the sale stays unarmed
+//! lost, the orders that stand decide: every order PostgreSQL holds for the
+//! sale, and every one still in the queue on its way there, goes back into
+//! the ledger and out of the stock, so no earlier buyer can buy again and
+//! the stock is never restored to full. Nothing is ever written without
+//! them: if PostgreSQL or the queue cannot be asked, the sale stays unarmed
 //! (503) rather than risk selling twice.
 
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use domain::{ArmMode, ArmOutcome, ArmedSale, SaleId, SaleWindow, ScriptReplyError};
+use domain::{ArmMode, ArmOutcome, ArmedSale, LedgerEntry, SaleId, SaleWindow, ScriptReplyError};
 
 use crate::{
     db::{self, PgPool},
@@ -30,6 +32,44 @@ pub enum ArmError {
     Redis(#[from] InventoryError),
     #[error("the sale is missing from Redis and PostgreSQL cannot be asked which orders it has")]
     Database(#[source] anyhow::Error),
+    #[error("the sale is missing from Redis and the order queue cannot be asked which orders are on their way")]
+    Queue(#[source] redis::RedisError),
+}
+
+/// Where the orders that stand are: PostgreSQL's rows, and the jobs still
+/// in the order queue (confirmed, not yet persisted).
+#[derive(Clone)]
+pub struct Standing {
+    pub db: PgPool,
+    pub queue: redis::aio::ConnectionManager,
+    pub queue_name: String,
+}
+
+impl Standing {
+    /// Every order that stands for `sale`, one per buyer. The queue is read
+    /// first: a job swept after that read has its rows by the time
+    /// PostgreSQL is. A row wins over a queued order of the same buyer.
+    async fn orders(&self, sale: &SaleId) -> Result<Vec<(String, LedgerEntry)>, ArmError> {
+        let queued =
+            domain::queue::orders_in_queue(&mut self.queue.clone(), &self.queue_name, sale)
+                .await
+                .map_err(ArmError::Queue)?;
+        let rows = db::persisted_orders(&self.db, sale)
+            .await
+            .map_err(ArmError::Database)?;
+        let mut orders: HashMap<String, LedgerEntry> = queued
+            .into_iter()
+            .map(|order| {
+                let entry = LedgerEntry {
+                    order_id: order.order_id,
+                    purchased_at: order.purchased_at,
+                };
+                (order.user_id.into(), entry)
+            })
+            .collect();
+        orders.extend(rows);
+        Ok(orders.into_iter().collect())
+    }
 }
 
 /// What the sale should be if it has to be written.
@@ -43,17 +83,15 @@ pub struct Wanted {
 /// Makes sure the sale is whole and returns it as Redis holds it.
 pub async fn ensure_armed(
     inventory: &Inventory,
-    db: &PgPool,
+    standing: &Standing,
     wanted: &Wanted,
 ) -> Result<Sale, ArmError> {
     let look = inventory.arm(ArmMode::Look, &[]).await?;
     if let ArmOutcome::Whole(armed) = look {
         return Ok(sale(wanted, armed));
     }
-    // Missing or partly lost: only the orders PostgreSQL holds may rebuild it.
-    let orders = db::persisted_orders(db, &wanted.id)
-        .await
-        .map_err(ArmError::Database)?;
+    // Missing or partly lost: only the orders that stand may rebuild it.
+    let orders = standing.orders(&wanted.id).await?;
     let mode = ArmMode::Arm {
         total: wanted.total,
         window: wanted.window,
@@ -102,7 +140,7 @@ const REARM_INTERVAL: Duration = Duration::from_millis(500);
 /// answers 503 and the next ones find the sale whole again.
 pub struct Healer {
     inventory: Inventory,
-    db: PgPool,
+    standing: Standing,
     wanted: Wanted,
     stock_changes: Arc<StockChanges>,
     last: Arc<tokio::sync::Mutex<Option<Instant>>>,
@@ -111,13 +149,13 @@ pub struct Healer {
 impl Healer {
     pub fn new(
         inventory: Inventory,
-        db: PgPool,
+        standing: Standing,
         wanted: Wanted,
         stock_changes: Arc<StockChanges>,
     ) -> Self {
         Self {
             inventory,
-            db,
+            standing,
             wanted,
             stock_changes,
             last: Default::default(),
@@ -133,11 +171,14 @@ impl Healer {
             return;
         }
         *last = Some(Instant::now());
-        let (inventory, db, wanted) =
-            (self.inventory.clone(), self.db.clone(), self.wanted.clone());
+        let (inventory, standing, wanted) = (
+            self.inventory.clone(),
+            self.standing.clone(),
+            self.wanted.clone(),
+        );
         let stock_changes = self.stock_changes.clone();
         tokio::spawn(async move {
-            match ensure_armed(&inventory, &db, &wanted).await {
+            match ensure_armed(&inventory, &standing, &wanted).await {
                 Ok(_) => {
                     stock_changes.seen();
                     tracing::info!(sale.id = %wanted.id, "sale re-armed")

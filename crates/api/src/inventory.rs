@@ -15,7 +15,7 @@ use domain::{
     ScriptReplyError, UserId,
 };
 use fred::{
-    prelude::{ClientLike, Error as FredError, HashesInterface, Pool},
+    prelude::{ClientLike, Error as FredError, HashesInterface, KeysInterface, Pool},
     types::{scan::Scanner, scripts::Script},
 };
 
@@ -92,14 +92,30 @@ impl Inventory {
         self.pool.next().is_connected()
     }
 
-    /// Looks at the sale, or makes it whole from `ledger` (the orders
-    /// PostgreSQL holds), as `mode` allows; see `lua/arm.lua`.
+    /// Looks at the sale, or makes it whole from `ledger` (the orders that
+    /// stand), as `mode` allows; see `lua/arm.lua`. Arming stages the
+    /// orders in a hash of their own first, a thousand per call, so a sale
+    /// of any size is rebuilt without one huge call.
     pub async fn arm(
         &self,
         mode: ArmMode,
         ledger: &[(String, LedgerEntry)],
     ) -> Result<ArmOutcome, InventoryError> {
-        let keys = vec![self.keys.meta(), self.keys.stock(), self.keys.buyers()];
+        let mut keys = vec![self.keys.meta(), self.keys.stock(), self.keys.buyers()];
+        if let ArmMode::Arm { .. } = mode {
+            let staging = self.keys.restore(&OrderId::new().to_string());
+            let client = self.pool.next();
+            for chunk in ledger.chunks(1000) {
+                let pairs: Vec<(String, String)> = chunk
+                    .iter()
+                    .map(|(user, entry)| (user.clone(), entry.encode()))
+                    .collect();
+                let _: () = timed("arm_stage", client.hset(&staging, pairs)).await?;
+            }
+            // A rebuild that fails before its script runs leaves no litter.
+            let _: () = timed("arm_stage", client.expire(&staging, 3600, None)).await?;
+            keys.push(staging);
+        }
         let args = arm_args(mode, ledger);
         let reply: String = timed(
             "arm",

@@ -152,7 +152,13 @@ async fn app_state(
         total: settings.sale.stock,
         window: settings.sale.window,
     };
-    let sale = arming::ensure_armed(&inventory, &db, &wanted)
+    let standing = arming::Standing {
+        db: db.clone(),
+        queue: domain::queue::connection(&settings.queue_redis)
+            .context("creating the queue connection")?,
+        queue_name: settings.queue.clone(),
+    };
+    let sale = arming::ensure_armed(&inventory, &standing, &wanted)
         .await
         .context("arming the sale")?;
     let queue = OrderQueue::spawn(&settings.queue_redis, &settings.queue)
@@ -160,7 +166,7 @@ async fn app_state(
     let feed = SaleFeed::new(settings.sse_max_clients);
     feed.spawn_reader(inventory.clone(), sale.total_stock);
     let stock_changes = std::sync::Arc::new(crate::recent::StockChanges::default());
-    let healer = Healer::new(inventory.clone(), db.clone(), wanted, stock_changes.clone());
+    let healer = Healer::new(inventory.clone(), standing, wanted, stock_changes.clone());
     Ok(web::Data::new(AppState {
         metrics: crate::metrics::SaleMetrics::new(sale.id.as_str()),
         sale,

@@ -3,7 +3,8 @@
 -- KEYS[1]  {sale:ID}:stock              integer, remaining stock
 -- KEYS[2]  {sale:ID}:buyers             hash userId -> "orderId|purchasedAtMillis" (the ledger)
 -- KEYS[3]  {sale:ID}:attempts:<userId>  per-user attempt counter
--- KEYS[4]  {sale:ID}:meta               hash: total, startsAt, endsAt
+-- KEYS[4]  {sale:ID}:meta               hash: total, startsAt, endsAt, last (the
+--                                       ledger's last writer: an order id)
 -- ARGV[1]  userId
 -- ARGV[2]  orderId, minted by the api before the call
 -- ARGV[3]  maximum attempts per user in the window (0 = no limit)
@@ -73,4 +74,7 @@ end
 local purchased_at = string.format('%d', millis)
 local left = redis.call('DECR', KEYS[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. purchased_at)
+-- The ledger's last writer: a change the reconciler's counts cannot see
+-- (a buyer lost in a failover, another's entry added) still changes this.
+redis.call('HSET', KEYS[4], 'last', ARGV[2])
 return 'OK|' .. purchased_at .. '|' .. left

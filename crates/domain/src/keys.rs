@@ -38,6 +38,11 @@ impl SaleKeys {
         format!("{}:attempts:{user}", self.tag)
     }
 
+    /// A staging hash for rebuilding the ledger (one per rebuild attempt).
+    pub fn restore(&self, attempt: &str) -> String {
+        format!("{}:restore:{attempt}", self.tag)
+    }
+
     /// The glob matching the meta or ledger key of every sale whose id
     /// matches `sales` (itself a glob), for `SCAN`.
     pub fn scan_pattern(sales: &str, part: Scanned) -> String {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use redis::{aio::ConnectionManagerConfig, Client, RedisError};
 
-use crate::{config::RedisConfig, PersistOrders};
+use crate::{config::RedisConfig, PersistOrder, PersistOrders, SaleId};
 
 /// The order queue's storage.
 pub type OrderStorage = RedisStorage<PersistOrders, ConnectionManager>;
@@ -49,4 +49,38 @@ pub fn storage(conn: ConnectionManager, queue: &str) -> OrderStorage {
         .emit_events(false)
         .lock_tasks(false);
     RedisStorage::new(conn).with_config(config)
+}
+
+/// The orders of `sale` that jobs in `queue` carry: pushed, not yet swept
+/// (waiting, running, failed or done). Read a page at a time (HSCAN of
+/// apalis's job data); a payload that is not a [`PersistOrders`] is
+/// skipped. A sale Redis lost is rebuilt from these as well as from
+/// PostgreSQL's rows: a confirmed purchase whose job has not landed yet
+/// must not go back on sale.
+pub async fn orders_in_queue(
+    conn: &mut ConnectionManager,
+    queue: &str,
+    sale: &SaleId,
+) -> Result<Vec<PersistOrder>, RedisError> {
+    let data = Config::default().queue(queue).job_data_hash();
+    let mut orders = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, page): (u64, Vec<(String, Vec<u8>)>) = redis::cmd("HSCAN")
+            .arg(&data)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        for (_, payload) in page {
+            if let Ok(job) = serde_json::from_slice::<PersistOrders>(&payload) {
+                orders.extend(job.orders.into_iter().filter(|o| &o.sale_id == sale));
+            }
+        }
+        if next == 0 {
+            return Ok(orders);
+        }
+        cursor = next;
+    }
 }

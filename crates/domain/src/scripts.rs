@@ -172,8 +172,9 @@ impl ArmOutcome {
     }
 }
 
-/// Arguments of the arm script: the mode (with the sale as configured,
-/// for arming) and the orders PostgreSQL holds.
+/// Arguments of the arm script: the mode, with the sale as configured for
+/// arming, and (merge only) the orders to put back. Arming takes the orders
+/// that stand from a staging hash instead ([`ARM_LUA`]'s KEYS[4]).
 pub fn arm_args(mode: ArmMode, ledger: &[(String, LedgerEntry)]) -> Vec<String> {
     let mut args = match mode {
         ArmMode::Look => vec![
@@ -195,9 +196,11 @@ pub fn arm_args(mode: ArmMode, ledger: &[(String, LedgerEntry)]) -> Vec<String> 
             window.ends_at.timestamp_millis().to_string(),
         ],
     };
-    for (user, entry) in ledger {
-        args.push(user.clone());
-        args.push(entry.encode());
+    if mode == ArmMode::Merge {
+        for (user, entry) in ledger {
+            args.push(user.clone());
+            args.push(entry.encode());
+        }
     }
     args
 }

@@ -7,10 +7,7 @@
 //! walk of apalis's whole done set (`lua/sweep_finished.lua`) catches any
 //! job whose note was lost.
 
-use std::{
-    collections::HashSet,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use apalis_redis::Config;
 use domain::PersistOrders;
@@ -295,14 +292,19 @@ impl QueueKeeper {
     }
 }
 
+/// Whether every order of `job` stands in PostgreSQL: its own row, or a row
+/// of the same buyer for the same sale (the order that conflicted with it
+/// and stands instead, never to be persisted itself).
 async fn all_persisted(pool: &PgPool, job: &PersistOrders) -> anyhow::Result<bool> {
-    let ids: Vec<uuid::Uuid> = job.orders.iter().map(|o| o.order_id.as_uuid()).collect();
     let mut conn = pool.get().await?;
-    let found: HashSet<uuid::Uuid> = orders::existing_order_ids(&mut conn, &ids)
-        .await?
-        .into_iter()
-        .collect();
-    Ok(ids.iter().all(|id| found.contains(id)))
+    for order in &job.orders {
+        let user = order.user_id.as_str();
+        let rows = orders::orders_of_users(&mut conn, order.sale_id.as_str(), &[user]).await?;
+        if rows.is_empty() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Now in epoch seconds, apalis-redis's unit for due and finish times.

@@ -15,9 +15,10 @@
 //!   the same user with another order, since the row is the order that
 //!   stands.
 //!
-//! Both walk the whole sale a page at a time, so a pass is skipped only
-//! when the sale's ledger size and row count are the ones the last pass
-//! found in agreement.
+//! Both walk the whole sale a page at a time, so a sale is skipped only
+//! when its ledger's last writer (meta `last`: every purchase and every
+//! rebuild sets it, so changes that cancel out in the counts still show)
+//! and its row count are the ones the last walk found in agreement.
 //!
 //! Once a sale has ended and its ledger and rows agree, PostgreSQL is its
 //! record: its keys are removed a retention after its end, so Redis holds
@@ -70,8 +71,9 @@ pub struct Reconciler {
     pool: PgPool,
     settings: ReconcileSettings,
     merge: Script,
-    /// Per sale, the (ledger size, row count) the last pass found in agreement.
-    agreed: Mutex<HashMap<SaleId, (u64, i64)>>,
+    /// Per sale, the (ledger's last writer, row count) the last walk found
+    /// in agreement.
+    agreed: Mutex<HashMap<SaleId, (Option<String>, i64)>>,
     /// Per sale, when its next walk may start: a walk that took `d` waits
     /// 4 `d`, so a big sale's walks take at most a fifth of the time.
     next_walk: Mutex<HashMap<SaleId, Instant>>,
@@ -219,13 +221,13 @@ impl Reconciler {
 
     async fn reconcile_sale(&self, sale: &SaleId) -> anyhow::Result<SaleCheck> {
         let keys = SaleKeys::new(sale);
-        let ledger_len: u64 = self.redis.hlen(keys.buyers()).await?;
+        let last: Option<String> = self.redis.hget(keys.meta(), "last").await?;
         let rows = {
             let mut conn = self.pool.get().await?;
             orders::count_orders(&mut conn, sale.as_str()).await?
         };
-        let counts = (ledger_len, rows);
-        if self.agreed.lock().ok().and_then(|a| a.get(sale).copied()) == Some(counts) {
+        let seen = (last, rows);
+        if self.agreed.lock().ok().and_then(|a| a.get(sale).cloned()) == Some(seen.clone()) {
             return Ok(SaleCheck::default());
         }
         let now = Instant::now();
@@ -246,7 +248,7 @@ impl Reconciler {
         }
         if let Ok(mut agreed) = self.agreed.lock() {
             if check.repaired + check.restored == 0 && !check.unsettled {
-                agreed.insert(sale.clone(), counts);
+                agreed.insert(sale.clone(), seen);
             } else {
                 agreed.remove(sale);
             }

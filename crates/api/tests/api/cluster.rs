@@ -196,10 +196,12 @@ fn running(pid: u32) -> bool {
 fn cluster_config(stock: u64, database: &str) -> TestConfig {
     let config = TestConfig::active(stock).set("DATABASE_URL", database);
     let sale = config.sale_id();
+    // The reconciler leaves every ledger entry to its job for longer than a
+    // test runs: rows equal to the answered orders prove the job path.
     config
         .set("RECONCILE_SALES", sale)
         .set("RECONCILE_INTERVAL_MS", 300)
-        .set("RECONCILE_GRACE_MS", 1000)
+        .set("RECONCILE_GRACE_MS", crate::persistence::JOBS_ONLY_GRACE_MS)
         .set("DATABASE_POOL_MIN", 0)
         .set("WORKER_CONCURRENCY", 16)
 }

@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use crate::{
     helpers::{
-        create_database, forget_sale, redis, sale_with_orders, spawn_app_with, TestApp, TestConfig,
+        create_database, forget_sale, redis, redis_get, sale_with_orders, spawn_app_with, TestApp,
+        TestConfig,
     },
     persistence::worker_settings,
     support::spawn_api_process,
@@ -52,7 +53,11 @@ async fn arming_while_the_keys_vanish_never_resets_the_stock_to_full() {
     let inventory = Inventory::connect(&settings.redis, 2, keys.clone())
         .await
         .expect("connect");
-    let db = api::db::pool(&settings.database);
+    let standing = arming::Standing {
+        db: api::db::pool(&settings.database),
+        queue: domain::queue::connection(&settings.queue_redis).expect("queue connection"),
+        queue_name: settings.queue.clone(),
+    };
     let wanted = Wanted {
         id: config.sale_id(),
         total: 5,
@@ -83,7 +88,7 @@ async fn arming_while_the_keys_vanish_never_resets_the_stock_to_full() {
     };
 
     for _ in 0..300 {
-        let _ = arming::ensure_armed(&inventory, &db, &wanted).await;
+        let _ = arming::ensure_armed(&inventory, &standing, &wanted).await;
     }
     stop.cancel();
     let seen = deleter.await.expect("deleter");
@@ -188,10 +193,16 @@ async fn a_replica_that_saw_the_sale_sold_out_sells_again_once_a_rebuild_brings_
         .expect("json");
     assert_eq!(replica.purchase("so-lost").await.status(), 201);
     assert_eq!(replica.purchase("so-late").await.status(), 410);
-    // Redis loses the sale with only the first order persisted: the rebuild
-    // puts one unit back on sale.
+    // Redis loses the sale and the queue with only the first order
+    // persisted: the rebuild puts one unit back on sale.
     insert_order(&database, &config, "so-kept", &kept["orderId"]).await;
     forget_sale(&replica.keys()).await;
+    let queue = config.get("ORDER_QUEUE").expect("ORDER_QUEUE");
+    let _: i64 = redis()
+        .await
+        .del(format!("{queue}:data"))
+        .await
+        .expect("DEL");
     let other = spawn_app_with(TestConfig {
         vars: config.vars.clone(),
     })
@@ -246,12 +257,40 @@ async fn a_sold_out_replica_judges_the_end_on_redis_clock_not_its_own() {
         }
     };
 
+    let scripts = || {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let scrape = client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            crate::helpers::sample(
+                &scrape,
+                "flash_sale_redis_command_duration_seconds_count",
+                &[("command", "purchase")],
+            )
+            .unwrap_or(0.0)
+        }
+    };
+
     let first = buy("sk-1").await;
     // The buyer set loads in the background; then late shoppers are
     // answered in-process, on the clock the freeze took from Redis.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = scripts().await;
     let statuses = [first, buy("sk-2").await, buy("sk-3").await];
+    let after = scripts().await;
+    let skewed = crate::support::replica_clock(&client, &base).await - chrono::Utc::now();
 
+    assert!(
+        (skewed - chrono::Duration::hours(2)).num_seconds().abs() < 60,
+        "the replica's clock runs two hours ahead: {skewed}"
+    );
+    assert_eq!(after, before, "the late shoppers were answered in-process");
     assert_eq!(statuses, [201, 410, 410], "sold out, not ended");
 }
 
@@ -325,13 +364,22 @@ async fn a_sale_sold_out_to_many_buyers_is_learned_a_page_at_a_time() {
     }
     assert_eq!(redis.cli(&["get", &keys.stock()]), "0");
 
+    // Late shoppers keep coming until a round of them costs no script call
+    // (the replica has learned the sale; how long that takes depends on the
+    // machine, so the rounds are bounded by time, not by count).
     let mut statuses = Vec::new();
-    for round in 0..30 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for round in 0.. {
+        let before = evalsha_calls(&redis.cli(&["info", "commandstats"]));
         let answers = futures::future::join_all(
             (0..20).map(|i| app.purchase_status_code(format!("late-{round}-{i}"))),
         )
         .await;
         statuses.extend(answers);
+        let after = evalsha_calls(&redis.cli(&["info", "commandstats"]));
+        if (round >= 10 && after == before) || std::time::Instant::now() > deadline {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stats = redis.cli(&["info", "commandstats"]);
@@ -367,4 +415,180 @@ fn evalsha_calls(commandstats: &str) -> u64 {
         .and_then(|rest| rest.split(',').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// In one step (no reconciler pass in between): a failover loses `lost`'s
+/// entry and stock decrement and rolls the last writer back to `previous`,
+/// then `newcomer` buys and its job never leaves the api (the push failed).
+/// The ledger's size and the stock end as they were. Returns the new order.
+async fn lose_one_and_sell_one_without_a_job(
+    keys: &SaleKeys,
+    lost: &str,
+    previous: &str,
+    newcomer: &str,
+) -> String {
+    let entry = domain::LedgerEntry {
+        order_id: domain::OrderId::new(),
+        purchased_at: chrono::Utc::now() - chrono::Duration::seconds(30),
+    };
+    let script = "redis.call('HDEL', KEYS[1], ARGV[1]) \
+                  redis.call('HSET', KEYS[2], 'last', ARGV[2]) \
+                  redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) \
+                  redis.call('HSET', KEYS[2], 'last', ARGV[5]) return 1";
+    let _: i64 = redis()
+        .await
+        .eval(
+            script,
+            vec![keys.buyers(), keys.meta()],
+            vec![
+                lost.to_owned(),
+                previous.to_owned(),
+                newcomer.to_owned(),
+                entry.encode(),
+                entry.order_id.to_string(),
+            ],
+        )
+        .await
+        .expect("EVAL");
+    entry.order_id.to_string()
+}
+
+/// Changes that leave the ledger's size and the row count as they were (a
+/// buyer lost in a failover, another's purchase with no job) must still
+/// make the reconciler look: the first is put back, the second persisted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_that_cancel_out_in_the_counts_are_still_reconciled() {
+    let (config, database, bodies, worker) = sale_with_orders(5, &["co-1", "co-2", "co-3"]).await;
+    worker.stop().await.expect("worker stops");
+    let config = config.set("RECONCILE_GRACE_MS", 0);
+    let reconciling = order_worker::spawn(worker_settings(&config));
+    // Let passes find ledger and rows in agreement.
+    let passes =
+        || crate::persistence::counter("flash_sale_reconciler_passes_total", &[("result", "ok")]);
+    let started = passes();
+    while passes() < started + 3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let keys = SaleKeys::new(&config.sale_id());
+
+    let previous = bodies[1]["orderId"].as_str().expect("orderId");
+    let unpushed = lose_one_and_sell_one_without_a_job(&keys, "co-3", previous, "co-new").await;
+    let rows = crate::helpers::wait_for_orders_within(
+        &database,
+        &config.sale_id(),
+        4,
+        Duration::from_secs(5),
+    )
+    .await;
+    let restored: Option<String> = redis()
+        .await
+        .hget(keys.buyers(), "co-3")
+        .await
+        .expect("HGET");
+    reconciling.stop().await.expect("worker stops");
+
+    assert!(
+        rows.iter().any(|r| r.id == unpushed),
+        "the purchase with no job is persisted"
+    );
+    let lost = bodies[2]["orderId"].as_str().expect("orderId");
+    assert!(
+        restored.is_some_and(|e| e.starts_with(lost)),
+        "the lost buyer is back"
+    );
+    assert_eq!(
+        redis_get(&keys.stock()).await.as_deref(),
+        Some("1"),
+        "5 - 4 buyers"
+    );
+}
+
+/// A sale whose ledger Redis lost while its orders were still queued (no
+/// worker had persisted them): the rebuild takes them from the queue, so
+/// none of their units is sold again and their buyers get 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_ledger_is_rebuilt_from_the_queue_as_well_as_from_postgres() {
+    let database = create_database().await;
+    let config = TestConfig::active(5).set("DATABASE_URL", &database);
+    let app = spawn_app_with(config).await;
+    let mut orders = Vec::new();
+    for user in ["qd-1", "qd-2", "qd-3"] {
+        let body: Value = app.purchase(user).await.json().await.expect("json");
+        orders.push(body["orderId"].clone());
+    }
+    let _: i64 = redis().await.del(app.keys().buyers()).await.expect("DEL");
+
+    let (status, body) = purchase_until_not(&app, "qd-2", 503, Duration::from_secs(5)).await;
+
+    assert_eq!(status, 409, "a queued order's buyer cannot buy again");
+    assert_eq!(body["orderId"], orders[1]);
+    assert_eq!(app.sale_status().await["stockRemaining"], 2);
+}
+
+/// A ledger entry that names another order than the buyer's row (Redis
+/// confirmed the buyer twice after losing the first): the row stands and
+/// the ledger is corrected to it, the stock untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ledger_entry_naming_another_order_than_the_row_is_corrected_to_the_row() {
+    let (config, _database, bodies, worker) = sale_with_orders(5, &["wo-1", "wo-2"]).await;
+    worker.stop().await.expect("worker stops");
+    let keys = SaleKeys::new(&config.sale_id());
+    let other = domain::LedgerEntry {
+        order_id: domain::OrderId::new(),
+        purchased_at: chrono::Utc::now(),
+    };
+    let _: i64 = redis()
+        .await
+        .hset(keys.buyers(), ("wo-2", other.encode()))
+        .await
+        .expect("HSET");
+
+    let reconciling =
+        order_worker::spawn(worker_settings(&config.set("RECONCILE_GRACE_MS", 600_000)));
+    let row = bodies[1]["orderId"].as_str().expect("orderId").to_owned();
+    let mut corrected = None;
+    for _ in 0..50 {
+        let held: Option<String> = redis()
+            .await
+            .hget(keys.buyers(), "wo-2")
+            .await
+            .expect("HGET");
+        if held.as_deref().is_some_and(|e| e.starts_with(&row)) {
+            corrected = held;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    reconciling.stop().await.expect("worker stops");
+
+    assert!(
+        corrected.is_some(),
+        "the ledger names the row's order again"
+    );
+    assert_eq!(redis_get(&keys.stock()).await.as_deref(), Some("3"));
+}
+
+/// While a sale's ledger is lost a lookup cannot say "not purchased": it
+/// answers 503 (and starts the rebuild), then the buyer's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lookup_on_a_lost_ledger_waits_for_the_rebuild_instead_of_saying_no() {
+    let (config, _db, bodies, worker) = sale_with_orders(5, &["lk-1", "lk-2"]).await;
+    let app = spawn_app_with(config).await;
+    let _: i64 = redis().await.del(app.keys().buyers()).await.expect("DEL");
+
+    let first = app.purchase_status("lk-1").await.status();
+    let mut found = Value::Null;
+    for _ in 0..50 {
+        let response = app.purchase_status("lk-1").await;
+        if response.status() == 200 {
+            found = response.json().await.expect("json");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker.stop().await.expect("worker stops");
+
+    assert_eq!(first, 503);
+    assert_eq!(found["purchased"], true);
+    assert_eq!(found["orderId"], bodies[0]["orderId"]);
 }

@@ -119,8 +119,11 @@ async fn a_purchase_whose_job_push_failed_is_still_201_and_lands_through_the_rec
         .set("DATABASE_URL", &database)
         .set("RECONCILE_GRACE_MS", 0);
     let worker = order_worker::spawn(worker_settings(&config));
-    // The api's queue points where nothing listens: every push fails.
-    let app = spawn_app_with(config.set("REDIS_QUEUE_URL", "redis://127.0.0.1:1")).await;
+    // The api's queue is a private Redis, gone once the sale is armed (the
+    // arming reads the queue for orders that stand): every push fails.
+    let mut queue = test_support::PrivateRedis::start();
+    let app = spawn_app_with(config.set("REDIS_QUEUE_URL", queue.url())).await;
+    queue.stop();
 
     let started = std::time::Instant::now();
     let response = app.purchase("unqueued-buyer").await;

@@ -45,7 +45,12 @@ async fn a_burst_on_a_three_primary_cluster_sells_exactly_the_stock() {
         .collect()
         .await;
     let statuses: Vec<u16> = answers.iter().map(|(status, ..)| *status).collect();
-    let again = app.purchase("buyer-0").await.status().as_u16();
+    let winner = answers
+        .iter()
+        .find(|(status, ..)| *status == 201)
+        .map(|(_, user, _)| user.clone())
+        .expect("someone bought");
+    let again = app.purchase(&winner).await.status().as_u16();
     let rows = wait_for_orders(&database, &app.config.sale_id(), 100).await;
     worker.stop().await.expect("worker stops cleanly");
 

@@ -40,3 +40,19 @@ pub async fn wait_until_up(base: &str) {
     }
     panic!("{base} did not come up");
 }
+
+/// What `base`'s own clock says: the `timestamp` of an error body, which
+/// the api writes on its local clock.
+pub async fn replica_clock(client: &reqwest::Client, base: &str) -> chrono::DateTime<chrono::Utc> {
+    let missing = client
+        .get(format!("{base}/no-such-route"))
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.expect("json");
+    let stamp = body["timestamp"].as_str().expect("timestamp");
+    chrono::DateTime::parse_from_rfc3339(stamp)
+        .expect("ISO-8601 timestamp")
+        .with_timezone(&chrono::Utc)
+}

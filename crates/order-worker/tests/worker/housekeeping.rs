@@ -89,17 +89,17 @@ struct Held {
 }
 
 /// PostgreSQL back: how many of the held jobs' orders land within 12 s
-/// (apalis alone would give a dead loop's jobs back only after 30).
-async fn held_jobs_landed(
-    postgres: PrivatePostgres,
-    url: &str,
-    worker: order_worker::WorkerHandle,
-) -> i64 {
-    postgres.start_again();
+/// (apalis alone would give a dead loop's jobs back only after 30), and the
+/// job loops registered then (a loop that died was replaced by `…-1`).
+async fn held_jobs_landed(held: Held) -> (i64, String) {
+    held.postgres.start_again();
     let sql = "SELECT count(*) AS n FROM orders";
-    let persisted = wait_for_count(url, sql, 5, Duration::from_secs(12)).await;
-    worker.stop().await.expect("worker stops cleanly");
-    persisted
+    let persisted = wait_for_count(&held.url, sql, 5, Duration::from_secs(12)).await;
+    let loops = held
+        .redis
+        .cli(&["zrange", &format!("{}:workers", held.queue), "0", "-1"]);
+    held.worker.stop().await.expect("worker stops cleanly");
+    (persisted, loops)
 }
 
 async fn jobs_held_by_a_loop() -> Held {
@@ -133,23 +133,13 @@ async fn jobs_held_by_a_loop() -> Held {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_loop_that_fails_gives_its_jobs_back_at_once() {
-    let Held {
-        redis,
-        postgres,
-        url,
-        queue,
-        worker,
-    } = jobs_held_by_a_loop().await;
+    let held = jobs_held_by_a_loop().await;
     // Redis frozen past the response timeout: the loop's next call times
     // out and it is dropped holding the jobs; the supervisor starts another.
-    let redis = std::sync::Arc::new(redis);
-    let frozen = redis.clone();
-    tokio::task::spawn_blocking(move || frozen.stall(Duration::from_secs(2)))
-        .await
-        .expect("stall");
+    held.redis.stall(Duration::from_secs(2));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let loops = redis.cli(&["zrange", &format!("{queue}:workers"), "0", "-1"]);
-    let persisted = held_jobs_landed(postgres, &url, worker).await;
+
+    let (persisted, loops) = held_jobs_landed(held).await;
 
     assert!(
         loops.ends_with("-1"),
@@ -165,21 +155,19 @@ async fn a_loop_that_fails_gives_its_jobs_back_at_once() {
 /// back until Redis returns; they are given back then, not 30 s later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_loop_that_died_with_redis_gives_its_jobs_back_when_redis_returns() {
-    let Held {
-        mut redis,
-        postgres,
-        url,
-        worker,
-        ..
-    } = jobs_held_by_a_loop().await;
+    let mut held = jobs_held_by_a_loop().await;
 
     // A clean shutdown keeps the data (AOF): the held jobs are still in the
     // dead loop's in-flight set when Redis comes back.
-    redis.stop();
+    held.redis.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    redis.start_again();
-    let persisted = held_jobs_landed(postgres, &url, worker).await;
+    held.redis.start_again();
+    let (persisted, loops) = held_jobs_landed(held).await;
 
+    assert!(
+        !loops.is_empty() && !loops.contains("-0"),
+        "the first loop died with Redis and another runs: {loops}"
+    );
     assert_eq!(persisted, 5, "the jobs came back as soon as Redis did");
 }
 
@@ -211,15 +199,16 @@ async fn a_conflicting_order_is_counted_as_a_conflict_not_a_duplicate() {
     assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 1);
 }
 
-/// A sale `<prefix>-<random>` that ended a minute ago with one buyer in its ledger.
+/// A sale `<prefix>-<random>` that ended `ago` with one buyer in its ledger.
 async fn ended_sale(
     redis: &mut redis::aio::ConnectionManager,
     prefix: &str,
+    ago: chrono::Duration,
 ) -> (SaleId, LedgerEntry) {
     let sale =
         SaleId::parse(&format!("{prefix}-{}", uuid::Uuid::new_v4().simple())).expect("valid");
     let keys = SaleKeys::new(&sale);
-    let ended = Utc::now() - chrono::Duration::minutes(1);
+    let ended = Utc::now() - ago;
     let entry = LedgerEntry {
         order_id: OrderId::new(),
         purchased_at: ended - chrono::Duration::minutes(10),
@@ -250,13 +239,18 @@ async fn an_ended_sale_whose_orders_are_all_persisted_leaves_redis() {
     let mut redis = domain::queue::connection(&probe.redis).expect("redis");
     // Both sales of this test, and no other, reconciled.
     let prefix = format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let (persisted, entry) = ended_sale(&mut redis, &prefix).await;
-    let (unpersisted, _) = ended_sale(&mut redis, &prefix).await;
+    // Retention an hour: two sales ended two hours ago, one a minute ago.
+    let two_hours = chrono::Duration::hours(2);
+    let (persisted, entry) = ended_sale(&mut redis, &prefix, two_hours).await;
+    let (unpersisted, _) = ended_sale(&mut redis, &prefix, two_hours).await;
+    let (recent, recent_entry) =
+        ended_sale(&mut redis, &prefix, chrono::Duration::minutes(1)).await;
     insert_row(&url, &persisted, "the-buyer", &entry).await;
+    insert_row(&url, &recent, "the-buyer", &recent_entry).await;
     // Entries younger than the grace are left to jobs.
     let mut settings = settings_for(&url, &unique_queue(), &format!("{prefix}-*"));
     settings.reconcile.grace = Duration::from_secs(3600 * 24);
-    settings.reconcile.sale_retention = Duration::ZERO;
+    settings.reconcile.sale_retention = Duration::from_secs(3600);
     let worker = order_worker::spawn(settings);
 
     let keys = SaleKeys::new(&persisted);
@@ -276,12 +270,21 @@ async fn an_ended_sale_whose_orders_are_all_persisted_leaves_redis() {
         .exists(vec![other.meta(), other.stock(), other.buyers()])
         .await
         .expect("EXISTS");
+    let young = SaleKeys::new(&recent);
+    let within_retention: u64 = redis
+        .exists(vec![young.meta(), young.stock(), young.buyers()])
+        .await
+        .expect("EXISTS");
     worker.stop().await.expect("worker stops");
 
     assert!(gone.is_some(), "the settled sale's keys are removed");
     assert_eq!(
         kept, 3,
         "a sale with an order not yet in PostgreSQL keeps its keys"
+    );
+    assert_eq!(
+        within_retention, 3,
+        "a settled sale that ended less than the retention ago keeps its keys"
     );
 }
 
@@ -301,4 +304,95 @@ async fn insert_row(url: &str, sale: &SaleId, user: &str, entry: &LedgerEntry) {
     orders::insert_orders(&mut conn, &[order])
         .await
         .expect("insert");
+}
+
+/// A dead job (apalis gave up on it) whose orders all stand in PostgreSQL
+/// (by the reconciler, or a conflicting order of the same buyer that stands
+/// instead) is swept; one whose order is nowhere yet is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_jobs_are_swept_once_their_orders_stand_in_postgres() {
+    let url = create_database().await;
+    db_migrate(&url).await;
+    let queue = unique_queue();
+    let probe = settings(&url, &queue);
+    let mut conn = domain::queue::connection(&probe.queue_redis).expect("queue connection");
+    let config = apalis_redis::Config::default().queue(&queue);
+    let persisted = job("dead-persisted");
+    let conflicting = job("dead-conflict");
+    let nowhere = job("dead-nowhere");
+    let pool = orders::pool(&probe.database);
+    {
+        let mut db = pool.get().await.expect("connection");
+        let standing = domain::PersistOrder {
+            order_id: OrderId::new(),
+            ..conflicting.clone()
+        };
+        orders::insert_orders(&mut db, &[persisted.clone(), standing])
+            .await
+            .expect("insert");
+    }
+    let old = Utc::now().timestamp() - 3600;
+    for (id, order) in [("j1", &persisted), ("j2", &conflicting), ("j3", &nowhere)] {
+        let payload = serde_json::to_vec(&single(order.clone())).expect("json");
+        let _: () = redis::pipe()
+            .hset(config.job_data_hash(), id, payload)
+            .hset(format!("{}:{id}", config.job_meta_hash()), "done_at", old)
+            .sadd(config.dead_jobs_set(), id)
+            .query_async(&mut conn)
+            .await
+            .expect("a dead job");
+    }
+
+    let swept = order_worker::keeper::QueueKeeper::new(&queue)
+        .sweep(&mut conn, &pool, Duration::from_secs(60))
+        .await
+        .expect("sweep");
+
+    let left: Vec<String> = conn
+        .smembers(config.dead_jobs_set())
+        .await
+        .expect("SMEMBERS");
+    assert_eq!(swept, 2);
+    assert_eq!(left, ["j3"], "the job whose order is nowhere stays");
+}
+
+/// Finished jobs stay for the retention (to look at), then leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_stay_for_the_retention_then_leave() {
+    let url = create_database().await;
+    let queue = unique_queue();
+    let mut settings = settings(&url, &queue);
+    settings.finished_job_retention = Duration::from_secs(3);
+    let mut conn = domain::queue::connection(&settings.queue_redis).expect("queue connection");
+    let mut storage = domain::queue::storage(conn.clone(), &queue);
+    let data = apalis_redis::Config::default()
+        .queue(&queue)
+        .job_data_hash();
+    storage
+        .push_bulk((0..10).map(|i| single(job(&format!("kept-{i}")))).collect())
+        .await
+        .expect("push");
+    let worker = order_worker::spawn(settings);
+    let sql = "SELECT count(*) AS n FROM orders";
+    assert_eq!(
+        wait_for_count(&url, sql, 10, Duration::from_secs(15)).await,
+        10
+    );
+
+    let kept: u64 = conn.hlen(&data).await.expect("HLEN");
+    let gone = eventually(Duration::from_secs(15), || {
+        let (mut conn, data) = (conn.clone(), data.clone());
+        async move {
+            let left: u64 = conn.hlen(&data).await.ok()?;
+            (left == 0).then_some(())
+        }
+    })
+    .await;
+    worker.stop().await.expect("worker stops");
+
+    assert_eq!(
+        kept, 10,
+        "just finished, the jobs are still there to look at"
+    );
+    assert!(gone.is_some(), "a retention later they are gone");
 }

@@ -31,7 +31,7 @@ pub struct PurchaseStatus {
         (status = 200, body = PurchaseStatus),
         (status = 400, description = "Invalid user id", body = ErrorBody),
         (status = 429, description = "Too many requests from this address", body = ErrorBody),
-        (status = 503, description = "Redis unreachable", body = ErrorBody),
+        (status = 503, description = "Redis unreachable, or the sale partly lost and being rebuilt (retry); for an ended sale whose keys expired, PostgreSQL unreachable", body = ErrorBody),
     )
 )]
 #[get("/{user_id}")]
@@ -50,6 +50,11 @@ pub async fn status(
         entry = crate::db::order_of(&state.db, &state.sale.id, &user)
             .await
             .map_err(ApiError::Database)?;
+    } else if entry.is_none() && state.inventory.reading().await?.stock.is_none() {
+        // A ledger Redis partly lost cannot say "not purchased": 503 until
+        // the sale is rebuilt from the orders that stand.
+        state.healer.heal();
+        return Err(ApiError::NotArmed);
     }
     Ok(HttpResponse::Ok().json(PurchaseStatus {
         purchased: entry.is_some(),

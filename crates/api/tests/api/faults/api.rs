@@ -121,7 +121,7 @@ async fn replicas_whose_clocks_disagree_by_hours_agree_the_sale_is_open() {
             .send()
             .await
             .expect("purchase");
-        let replica_now = replica_clock(&client, base).await;
+        let replica_now = crate::support::replica_clock(&client, base).await;
 
         // The skew is in effect: the replica's own clock is hours off.
         let off_by = replica_now - chrono::Utc::now();
@@ -135,22 +135,6 @@ async fn replicas_whose_clocks_disagree_by_hours_agree_the_sale_is_open() {
         assert_eq!(status["status"], "active", "replica {i}");
         assert_eq!(bought.status(), 201, "replica {i}");
     }
-}
-
-/// What `base`'s own clock says: the `timestamp` of an error body, which
-/// the api writes on its local clock.
-async fn replica_clock(client: &reqwest::Client, base: &str) -> chrono::DateTime<chrono::Utc> {
-    let missing = client
-        .get(format!("{base}/no-such-route"))
-        .send()
-        .await
-        .expect("404");
-    assert_eq!(missing.status(), 404);
-    let body: Value = missing.json().await.expect("json");
-    let stamp = body["timestamp"].as_str().expect("timestamp");
-    chrono::DateTime::parse_from_rfc3339(stamp)
-        .expect("ISO-8601 timestamp")
-        .with_timezone(&chrono::Utc)
 }
 
 /// A buyer who gives up (closes the tab, loses the network) after the

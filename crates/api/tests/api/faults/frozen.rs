@@ -83,6 +83,13 @@ async fn a_purchase_answered_503_while_redis_froze_mid_burst_either_stood_or_let
         reconciled >= stood.len() as u64,
         "the reconciler persisted the purchases that stood behind a 503"
     );
+    // The freeze caught requests in flight: their scripts ran after the
+    // thaw, their answers had timed out. Without one such, the test would
+    // not have tested what it is about.
+    assert!(
+        !stood.is_empty(),
+        "at least one purchase stood behind its 503"
+    );
     eprintln!(
         "[fault report] redis frozen 2.5 s mid-burst: {} answers before, {} after the thaw; \
          {unavailable} answered 503: {} stood (409 with their order on retry), {} lost (201 on retry); \
