@@ -1,12 +1,16 @@
-# Multi-stage build of both services: `--target api` or `--target worker`.
+# Multi-stage build of both services: `--target api` or `--target worker`
+# (and `--target dev-idp`, the development identity provider of the compose
+# demo: its own image, never in the api's).
 # The runtime images are Debian slim with the one binary, run as a non-root user.
 
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
+# A workspace member: cargo reads its manifest even when building the others.
+COPY loadtest loadtest
 COPY migrations migrations
-RUN cargo build --release --locked --bin api --bin order-worker
+RUN cargo build --release --locked --bin api --bin order-worker --bin dev-idp
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
@@ -26,3 +30,9 @@ FROM runtime AS worker
 COPY --from=builder /src/target/release/order-worker /usr/local/bin/order-worker
 EXPOSE 9091
 ENTRYPOINT ["/usr/local/bin/order-worker"]
+
+FROM runtime AS dev-idp
+COPY --from=builder /src/target/release/dev-idp /usr/local/bin/dev-idp
+ENV DEV_IDP_HOST=0.0.0.0
+EXPOSE 4000
+ENTRYPOINT ["/usr/local/bin/dev-idp"]

@@ -10,18 +10,20 @@ SECONDS ?= 600
 RATE ?= 800
 SEED ?= 1
 
+# make run AUTH=jwt: the sale behind sign-in (see README "Buyers and sign-in").
+AUTH ?= none
 .PHONY: help run run-cluster validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-aof chaos loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: build ## Start Redis + PostgreSQL (reused or private), the worker and the api with a demo sale active now
-	@deploy/local/run.sh
+run: build ## Start Redis + PostgreSQL (reused or private), the worker and the api with a demo sale active now (AUTH=jwt: behind sign-in, with the development identity provider)
+	@AUTH=$(AUTH) deploy/local/run.sh
 
 run-cluster: build ## N api replicas + M workers behind haproxy on :8080 (make run-cluster N=3 M=2)
 	@N=$(N) M=$(M) deploy/local/cluster.sh
 
-build: ## Build the release binaries (api, order-worker)
+build: ## Build the release binaries (api, order-worker, dev-idp)
 	$(CARGO) build --release --bins
 
 test: test-rust test-frontend test-scripts ## Run every test: Rust (real Redis + PostgreSQL, started if needed), the storefront (Vitest + Chromium), the scripts

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: Redis + PostgreSQL (reused or started), then the order worker
 # and the api with a demo sale that is active now. Ctrl-C stops what it started.
+# `make run AUTH=jwt` puts the sale behind sign-in: it also starts the
+# development identity provider (dev-idp, :4000) and points the api at it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,7 +18,13 @@ deploy/local/services.sh up
 export PORT
 
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
-for bin in api order-worker; do
+AUTH="${AUTH:-none}"
+case "$AUTH" in
+  none) bins="api order-worker" ;;
+  jwt) bins="api order-worker dev-idp" ;;
+  *) echo "AUTH must be none or jwt, not '$AUTH'" >&2; exit 2 ;;
+esac
+for bin in $bins; do
   [ -x "$BIN/$bin" ] || { echo "missing $BIN/$bin: run 'make build' first" >&2; exit 1; }
 done
 
@@ -31,6 +39,14 @@ stop() {
 trap stop INT TERM EXIT
 
 "$BIN/order-worker" & pids+=($!)
+if [ "$AUTH" = jwt ]; then
+  : "${DEV_IDP_PORT:=4000}"
+  idp="http://localhost:$DEV_IDP_PORT"
+  DEV_IDP_PORT="$DEV_IDP_PORT" DEV_IDP_ISSUER="$idp" "$BIN/dev-idp" & pids+=($!)
+  export BUYER_AUTH=jwt JWT_JWKS_URL="$idp/.well-known/jwks.json" JWT_ISSUER="$idp" \
+    JWT_AUDIENCE=flash-sale BUYER_SIGN_IN_URL="$idp"
+  for _ in $(seq 100); do curl -fs "$idp/.well-known/jwks.json" >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 "$BIN/api" & pids+=($!)
 
 # The storefront on :5173, proxying /api to the api (needs Node.js).
@@ -51,7 +67,15 @@ cat <<MSG
   API      http://localhost:$PORT          (GET /api/sale/status, POST /api/purchases; docs at /api/docs/)
   Health   http://localhost:$PORT/api/health
 
+$(if [ "$AUTH" = jwt ]; then cat <<JWT
+  Sign-in  $idp  (development identity provider: any name signs in)
+  Try:  TOKEN=\$(curl -s -X POST $idp/sign-in -H 'Content-Type: application/json' -d '{"name":"alice"}' | jq -r .token)
+        curl -X POST http://localhost:$PORT/api/purchases -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{}'
+JWT
+else cat <<OPEN
   Try:  curl -X POST http://localhost:$PORT/api/purchases -H 'Content-Type: application/json' -d '{"userId":"user-42"}'
+OPEN
+fi)
 
   Ctrl-C stops the api and the worker (Redis and PostgreSQL keep running; 'make services-down' stops private ones).
 

@@ -10,6 +10,11 @@ import { API_PORT } from '../playwright.config';
 const targetDir = process.env.CARGO_TARGET_DIR ?? '../target';
 const apiBin = process.env.API_BIN ?? `${targetDir}/debug/api`;
 const workerBin = process.env.WORKER_BIN ?? `${targetDir}/debug/order-worker`;
+const idpBin = process.env.IDP_BIN ?? `${targetDir}/debug/dev-idp`;
+
+/** The development identity provider of the sign-in tests. */
+export const IDP_PORT = Number(process.env.E2E_IDP_PORT ?? 4174);
+const IDP_URL = `http://127.0.0.1:${IDP_PORT}`;
 
 const redisUrl =
   process.env.REDIS_URL ?? `redis://${process.env.REDIS_HOST ?? '127.0.0.1'}:${process.env.REDIS_PORT ?? '6379'}`;
@@ -18,6 +23,7 @@ const databaseUrl =
 
 let api: ChildProcess | undefined;
 let worker: ChildProcess | undefined;
+let idp: ChildProcess | undefined;
 
 function common(): NodeJS.ProcessEnv {
   return {
@@ -44,11 +50,34 @@ export interface SaleSpec {
   /** Seconds from now; negative for the past. */
   startsIn: number;
   endsIn: number;
+  /** `jwt`: behind the development identity provider's sign-in. */
+  buyerAuth?: 'none' | 'jwt';
+}
+
+async function startIdp() {
+  if (idp) return;
+  idp = spawn(idpBin, [], {
+    env: { PATH: process.env.PATH, DEV_IDP_PORT: String(IDP_PORT), DEV_IDP_ISSUER: IDP_URL },
+    stdio: 'inherit',
+  });
+  await until(async () => (await fetch(`${IDP_URL}/.well-known/jwks.json`)).ok, 'the identity provider');
+}
+
+function authEnv(spec: SaleSpec): NodeJS.ProcessEnv {
+  if (spec.buyerAuth !== 'jwt') return {};
+  return {
+    BUYER_AUTH: 'jwt',
+    JWT_JWKS_URL: `${IDP_URL}/.well-known/jwks.json`,
+    JWT_ISSUER: IDP_URL,
+    JWT_AUDIENCE: 'flash-sale',
+    BUYER_SIGN_IN_URL: IDP_URL,
+  };
 }
 
 /** (Re)starts the api on API_PORT selling a fresh sale; returns its id. */
 export async function startSale(spec: SaleSpec): Promise<string> {
   await stopApi();
+  if (spec.buyerAuth === 'jwt') await startIdp();
   if (!worker) {
     worker = spawn(workerBin, [], {
       env: { ...common(), METRICS_PORT: '0', RECONCILE_SALES: 'e2e-*' },
@@ -68,6 +97,7 @@ export async function startSale(spec: SaleSpec): Promise<string> {
       HOST: '127.0.0.1',
       IP_RATE_LIMIT_PER_SECOND: '0',
       IP_RATE_LIMIT_PER_10_SECONDS: '0',
+      ...authEnv(spec),
     },
     stdio: 'inherit',
   });
@@ -87,4 +117,6 @@ export async function stopAll() {
   await stopApi();
   worker?.kill('SIGTERM');
   worker = undefined;
+  idp?.kill('SIGTERM');
+  idp = undefined;
 }

@@ -17,7 +17,10 @@ use domain::{time::iso_millis, LedgerEntry};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::inventory::InventoryError;
+use crate::{
+    auth::{AuthError, TokenProblem},
+    inventory::InventoryError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -52,6 +55,30 @@ pub enum ApiError {
     Internal,
     #[error("too many open live streams")]
     TooManyStreams,
+    /// `BUYER_AUTH=jwt` and no bearer token.
+    #[error("sign-in required")]
+    SignInRequired,
+    #[error("invalid token: {0:?}")]
+    InvalidToken(TokenProblem),
+    /// The identity provider's keys cannot be fetched.
+    #[error("signing keys unavailable")]
+    KeysUnavailable,
+    /// The body names another buyer than the token.
+    #[error("userId is not the signed-in buyer")]
+    NotTheBuyer,
+    /// A lookup of another buyer's purchase.
+    #[error("not the caller's purchase")]
+    NotYourPurchase,
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Missing => Self::SignInRequired,
+            AuthError::Invalid(problem) => Self::InvalidToken(problem),
+            AuthError::KeysUnavailable => Self::KeysUnavailable,
+        }
+    }
 }
 
 impl ResponseError for ApiError {
@@ -65,9 +92,13 @@ impl ResponseError for ApiError {
             Self::AlreadyPurchased(_) => StatusCode::CONFLICT,
             Self::SoldOut => StatusCode::GONE,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotArmed | Self::Inventory(_) | Self::Database(_) | Self::TooManyStreams => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::NotArmed
+            | Self::Inventory(_)
+            | Self::Database(_)
+            | Self::TooManyStreams
+            | Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SignInRequired | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::NotTheBuyer | Self::NotYourPurchase => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,8 +111,19 @@ impl ResponseError for ApiError {
             payload.purchased_at = Some(iso_millis(entry.purchased_at));
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::NotArmed | Self::Inventory(_) | Self::Database(_) = self {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            Self::NotArmed | Self::Inventory(_) | Self::Database(_) | Self::KeysUnavailable => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            // RFC 6750 section 3: no credentials, or credentials that failed.
+            Self::SignInRequired => {
+                response.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="flash-sale""#));
+            }
+            Self::InvalidToken(_) => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
+            }
+            _ => {}
         }
         if let Self::TooManyStreams = self {
             // Later, or on another replica: the page polls meanwhile.
@@ -108,9 +150,15 @@ impl ApiError {
             Self::TooManyAttempts { max } => ErrorMessage::Text(format!(
                 "Too many purchase attempts. Maximum {max} attempts allowed."
             )),
-            Self::NotArmed | Self::Inventory(_) | Self::Database(_) => {
+            Self::NotArmed | Self::Inventory(_) | Self::Database(_) | Self::KeysUnavailable => {
                 text("Service temporarily unavailable. Please try again shortly.")
             }
+            Self::SignInRequired => {
+                text("Sign in to continue: send Authorization: Bearer <token>.")
+            }
+            Self::InvalidToken(problem) => ErrorMessage::Text(problem.to_string()),
+            Self::NotTheBuyer => text("userId does not match the signed-in buyer."),
+            Self::NotYourPurchase => text("You can only see your own purchase."),
             Self::NotFound => text("Not Found"),
             Self::Internal => text("Internal server error."),
             Self::TooManyStreams => {

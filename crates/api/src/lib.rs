@@ -2,6 +2,7 @@
 //! queues order jobs. `main.rs` is thin; tests start [`Application`] on port 0.
 
 pub mod arming;
+pub mod auth;
 pub mod clock;
 pub mod db;
 pub mod error;

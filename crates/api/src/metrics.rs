@@ -2,8 +2,11 @@
 //!
 //! Names and labels (all prefixed `flash_sale_`):
 //! - `purchases_total{sale,outcome}`: confirmed, duplicate, sold_out,
-//!   too_many_attempts, not_armed, not_active, invalid, error
+//!   too_many_attempts, not_armed, not_active, invalid, unauthenticated
+//!   (no valid token, or another buyer's id: `BUYER_AUTH=jwt`), error
 //! - `stock_remaining{sale}`: last stock the api saw
+//! - `buyer_token_checks_total{result}` (`BUYER_AUTH=jwt`): signature checks
+//!   (tokens seen before are not checked again); see `auth`
 //! - `http_request_duration_seconds{method,route,status}`: histogram
 //! - `redis_command_duration_seconds{command}`, `redis_errors_total{command}`
 //! - `sse_clients`: live streams open; `sse_refused_total`: streams refused
@@ -47,11 +50,12 @@ pub enum PurchaseResult {
     NotArmed,
     NotActive,
     Invalid,
+    Unauthenticated,
     Error,
 }
 
 impl PurchaseResult {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Confirmed,
         Self::Duplicate,
         Self::SoldOut,
@@ -59,6 +63,7 @@ impl PurchaseResult {
         Self::NotArmed,
         Self::NotActive,
         Self::Invalid,
+        Self::Unauthenticated,
         Self::Error,
     ];
 
@@ -72,6 +77,7 @@ impl PurchaseResult {
             Self::NotArmed => "not_armed",
             Self::NotActive => "not_active",
             Self::Invalid => "invalid",
+            Self::Unauthenticated => "unauthenticated",
             Self::Error => "error",
         }
     }

@@ -25,6 +25,8 @@
 //!   to `HOST`) and not on `PORT`, so Prometheus can reach it while the
 //!   public port does not show it; 0 serves it on `PORT`. The worker reads
 //!   the same name (default 9091): on one host, give each process its own
+//! - `BUYER_AUTH` (`none`) and `JWT_*`: who the buyer is; see
+//!   [`crate::auth::settings`]
 
 use chrono::{DateTime, Utc};
 use domain::{
@@ -33,6 +35,8 @@ use domain::{
     SaleId, SaleWindow,
 };
 use ipnet::IpNet;
+
+use crate::auth::settings::AuthSettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -52,6 +56,8 @@ pub struct Settings {
     pub sse_max_clients: Option<usize>,
     /// Where `/metrics` is served apart from the public port (`None` = on it).
     pub metrics_port: Option<u16>,
+    /// How the buyer is known (`BUYER_AUTH` and `JWT_*`, see `auth::settings`).
+    pub auth: AuthSettings,
 }
 
 /// The sale this api sells, as configured; Redis's copy wins once armed.
@@ -93,6 +99,7 @@ impl Settings {
             log_format: env.parse("LOG_FORMAT", LogFormat::Pretty)?,
             sse_max_clients: Some(env.parse("SSE_MAX_CLIENTS", 10_000)?).filter(|&n| n > 0),
             metrics_port: metrics_port(env, port)?,
+            auth: AuthSettings::from_env(env)?,
         })
     }
 }

@@ -19,6 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     arming::{self, Healer, Wanted},
+    auth::{settings::AuthSettings, BuyerAuth},
     db,
     error::{self, ApiError},
     feed::SaleFeed,
@@ -142,6 +143,9 @@ async fn app_state(
     settings: &Settings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<web::Data<AppState>> {
+    let auth = BuyerAuth::new(&settings.auth)
+        .await
+        .context("loading the keys that verify buyer tokens")?;
     let keys = SaleKeys::new(&settings.sale.id);
     let inventory = Inventory::connect(&settings.redis, settings.redis_pool_size, keys)
         .await
@@ -182,6 +186,11 @@ async fn app_state(
         sold_out: Default::default(),
         stock_changes,
         healer,
+        auth,
+        sign_in_url: match &settings.auth {
+            AuthSettings::Jwt(jwt) => jwt.sign_in_url.clone(),
+            AuthSettings::Open => None,
+        },
     }))
 }
 
@@ -289,7 +298,7 @@ fn json_config() -> web::JsonConfig {
 fn cors(origins: &[String]) -> Cors {
     let cors = Cors::default()
         .allowed_methods(["GET", "POST"])
-        .allowed_headers([header::CONTENT_TYPE, header::ACCEPT])
+        .allowed_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
         .max_age(3600);
     if origins.iter().any(|o| o == "*") {
         return cors.allow_any_origin();

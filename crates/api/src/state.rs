@@ -6,6 +6,7 @@ use domain::PurchaseOutcome;
 
 use crate::{
     arming::Healer,
+    auth::BuyerAuth,
     db::PgPool,
     feed::SaleFeed,
     inventory::{AttemptLimit, Inventory},
@@ -58,6 +59,10 @@ pub struct AppState {
     pub stock_changes: Arc<StockChanges>,
     /// Re-arms the sale when Redis lost it.
     pub healer: Healer,
+    /// Who the buyer is: the body's `userId`, or a verified token's `sub`.
+    pub auth: BuyerAuth,
+    /// Where the storefront sends a buyer to sign in (`jwt` mode).
+    pub sign_in_url: Option<String>,
 }
 
 impl AppState {

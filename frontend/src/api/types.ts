@@ -29,5 +29,30 @@ export type PurchaseOutcome =
   | { kind: 'not-active'; message: string }
   | { kind: 'invalid'; problems: string[] }
   | { kind: 'too-many-attempts'; message: string }
+  | { kind: 'signed-out'; message: string }
+  | { kind: 'forbidden'; message: string }
   | { kind: 'busy' }
   | { kind: 'network-error' };
+
+/** GET /api/config */
+export interface ClientConfig {
+  buyerAuth: 'none' | 'jwt';
+  /** Where a buyer signs in (`jwt` mode), when the operator said. */
+  signInUrl?: string;
+}
+
+/** A signed-in buyer: the identity provider's token and its subject. */
+export interface Session {
+  token: string;
+  sub: string;
+  /** Seconds since the Unix epoch. */
+  expiresAt: number;
+}
+
+/** GET /api/purchases/me */
+export interface MyPurchase {
+  purchased: boolean;
+  userId: string;
+  orderId?: string;
+  purchasedAt?: string;
+}

@@ -5,23 +5,35 @@ interface Props {
   /** The sale is active and has stock. */
   open: boolean;
   pending: boolean;
-  onBuy: (userId: string) => void;
+  /** Signed in (`BUYER_AUTH=jwt`): the token names the buyer, no field. */
+  signedIn?: boolean;
+  onBuy: (userId: string | null) => void;
 }
 
 /** The user id and the Buy button; nothing is sent that the api would refuse. */
-export function PurchaseForm({ open, pending, onBuy }: Props) {
+export function PurchaseForm({ open, pending, signedIn = false, onBuy }: Props) {
   const [userId, setUserId] = useState('');
   const [touched, setTouched] = useState(false);
   const inputId = useId();
   const hintId = useId();
-  const problem = userIdProblem(userId);
+  const problem = signedIn ? null : userIdProblem(userId);
   const canBuy = open && !pending && problem === null;
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
     setTouched(true);
-    if (canBuy) onBuy(userId);
+    if (canBuy) onBuy(signedIn ? null : userId);
   };
+
+  if (signedIn) {
+    return (
+      <form className="purchase" onSubmit={submit} noValidate>
+        <button type="submit" disabled={!canBuy}>
+          {pending ? 'Buying…' : 'Buy now'}
+        </button>
+      </form>
+    );
+  }
 
   return (
     <form className="purchase" onSubmit={submit} noValidate>

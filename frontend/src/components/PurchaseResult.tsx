@@ -20,6 +20,10 @@ export function describe(outcome: PurchaseOutcome): { tone: 'good' | 'bad' | 'in
       return { tone: 'bad', text: `Please check your user id: ${outcome.problems.join('; ')}.` };
     case 'too-many-attempts':
       return { tone: 'bad', text: outcome.message || 'Too many attempts. Please wait.' };
+    case 'signed-out':
+      return { tone: 'bad', text: `Please sign in again. ${outcome.message}`.trim() };
+    case 'forbidden':
+      return { tone: 'bad', text: outcome.message || 'That is not yours.' };
     case 'busy':
       return { tone: 'info', text: 'The shop is very busy right now. Please try again in a moment.' };
     case 'network-error':

@@ -6,8 +6,9 @@
 //!
 //! Rows: `GET /`, `GET /api/sale/status`, purchases with no worker running
 //! (the api and Redis alone), purchases with a worker persisting them live
-//! (their confirm-to-row times from PostgreSQL), and purchases of a sold-out
-//! sale. Beside them: the orders persisted per second by one worker
+//! (their confirm-to-row times from PostgreSQL), purchases behind sign-in
+//! (`BUYER_AUTH=jwt`: a fresh HS256, then ES256, token per buyer, so every
+//! request pays one signature check), and purchases of a sold-out sale. Beside them: the orders persisted per second by one worker
 //! draining the first purchase rows' backlog, Redis's command time and CPU
 //! per purchase, the api's CPU per request and memory.
 //!
@@ -18,6 +19,7 @@ mod procfs;
 mod redis_stats;
 mod report;
 mod stack;
+mod tokens;
 mod wrk;
 
 use std::{
@@ -61,13 +63,23 @@ impl Sample {
 }
 
 /// The endpoints measured, in report order.
-pub const ENDPOINTS: [&str; 5] = [
+pub const ENDPOINTS: [&str; 7] = [
     "plaintext",
     "status",
     "purchase",
     "purchase-live",
+    "purchase-hs256",
+    "purchase-es256",
     "sold-out",
 ];
+
+/// One row of a round: where wrk sends, which api it measures, its script.
+struct Row {
+    url: String,
+    pid: u32,
+    script: Option<PathBuf>,
+    script_args: Vec<String>,
+}
 
 /// The apis a benchmark measures (and the live one's worker).
 struct Apis {
@@ -78,6 +90,10 @@ struct Apis {
     _live_worker: stack::Service,
     /// A sale whose one unit is sold.
     sold: stack::Api,
+    /// `BUYER_AUTH=jwt` with an HS256 secret, and with an ES256 key.
+    hs256: stack::Api,
+    es256: stack::Api,
+    tokens: tokens::Tokens,
 }
 
 impl Apis {
@@ -89,39 +105,63 @@ impl Apis {
         let live_worker = stack.worker(&live)?;
         let sold = stack.api("sold-out", port + 2, 1, &[]).await?;
         buy_one(&sold.base()).await?;
+        let script = settings
+            .purchase_script
+            .with_file_name("token-purchase.lua");
+        let tokens = tokens::Tokens::write(settings.rounds, script)?;
+        let mut jwt = tokens.api_vars();
+        jwt.push(("JWT_SECRET", tokens::SECRET));
+        let hs256 = stack.api("hs256", port + 3, 100_000_000, &jwt).await?;
+        let mut jwt = tokens.api_vars();
+        let pem = tokens.es256_public_key.path().display().to_string();
+        jwt.push(("JWT_PUBLIC_KEY_FILE", &pem));
+        let es256 = stack.api("es256", port + 4, 100_000_000, &jwt).await?;
         Ok(Self {
             bench,
             live,
             _live_worker: live_worker,
             sold,
+            hs256,
+            es256,
+            tokens,
         })
     }
 
-    /// Each row of [`ENDPOINTS`]: the url, the api measured, the wrk script.
-    fn rows<'a>(&self, purchase: &'a Path, late: &'a Path) -> [(String, u32, Option<&'a Path>); 5] {
-        let (bench, live, sold) = (&self.bench, &self.live, &self.sold);
-        [
-            (format!("{}/", bench.base()), bench.pid(), None),
-            (
-                format!("{}/api/sale/status", bench.base()),
-                bench.pid(),
-                None,
+    /// Each row of [`ENDPOINTS`], in order.
+    fn rows(&self, purchase: &Path, late: &Path, round: usize) -> Vec<Row> {
+        let row = |api: &stack::Api, path: &str, script: Option<&Path>, args: Vec<String>| Row {
+            url: format!("{}{path}", api.base()),
+            pid: api.pid(),
+            script: script.map(Path::to_path_buf),
+            script_args: args,
+        };
+        // Each round starts at its own part of the token files: a token
+        // is one buyer's first purchase, never a retry.
+        let tokens = |file: &Path| {
+            vec![
+                file.display().to_string(),
+                (round * tokens::PER_ROUND).to_string(),
+            ]
+        };
+        let script = Some(self.tokens.script.as_path());
+        vec![
+            row(&self.bench, "/", None, vec![]),
+            row(&self.bench, "/api/sale/status", None, vec![]),
+            row(&self.bench, "/api/purchases", Some(purchase), vec![]),
+            row(&self.live, "/api/purchases", Some(purchase), vec![]),
+            row(
+                &self.hs256,
+                "/api/purchases",
+                script,
+                tokens(self.tokens.hs256.path()),
             ),
-            (
-                format!("{}/api/purchases", bench.base()),
-                bench.pid(),
-                Some(purchase),
+            row(
+                &self.es256,
+                "/api/purchases",
+                script,
+                tokens(self.tokens.es256.path()),
             ),
-            (
-                format!("{}/api/purchases", live.base()),
-                live.pid(),
-                Some(purchase),
-            ),
-            (
-                format!("{}/api/purchases", sold.base()),
-                sold.pid(),
-                Some(late),
-            ),
+            row(&self.sold, "/api/purchases", Some(late), vec![]),
         ]
     }
 }
@@ -177,10 +217,10 @@ async fn rounds(
         settings.rounds, settings.seconds, settings.connections
     );
     for round in 1..=settings.rounds {
-        let rows = apis.rows(&settings.purchase_script, late.path());
-        for (i, (url, pid, script)) in rows.iter().enumerate() {
+        let rows = apis.rows(&settings.purchase_script, late.path(), round - 1);
+        for (i, row) in rows.iter().enumerate() {
             let redis_before = redis.counters().await?;
-            let sample = measure(url, *pid, duration, settings.connections, *script).await?;
+            let sample = measure(row, duration, settings.connections).await?;
             if ENDPOINTS[i] == "purchase" {
                 let spent = redis.counters().await?.since(redis_before);
                 redis_per_purchase.command_us += spent.command_us;
@@ -237,17 +277,18 @@ async fn drain(
     Ok(drained.rows as f64 / drained.after.as_secs_f64())
 }
 
-/// One wrk round against `url`, with the CPU the api `pid` spent on it.
-async fn measure(
-    url: &str,
-    pid: u32,
-    duration: Duration,
-    connections: u32,
-    script: Option<&Path>,
-) -> anyhow::Result<Sample> {
-    let before = procfs::cpu(pid)?;
-    let wrk = wrk::run(url, duration, connections, script).await?;
-    let api_cpu = procfs::cpu(pid)? - before;
+/// One wrk round of `row`, with the CPU its api spent on it.
+async fn measure(row: &Row, duration: Duration, connections: u32) -> anyhow::Result<Sample> {
+    let before = procfs::cpu(row.pid)?;
+    let wrk = wrk::run(
+        &row.url,
+        duration,
+        connections,
+        row.script.as_deref(),
+        &row.script_args,
+    )
+    .await?;
+    let api_cpu = procfs::cpu(row.pid)? - before;
     Ok(Sample { wrk, api_cpu })
 }
 
@@ -288,7 +329,7 @@ wrk.headers["Content-Type"] = "application/json"
 }
 
 /// A file removed when dropped (no extra crate for one file).
-mod tempfile_path {
+pub(crate) mod tempfile_path {
     use std::path::{Path, PathBuf};
 
     pub struct TempPath(PathBuf);

@@ -30,6 +30,8 @@ fn label(endpoint: &str) -> &'static str {
         "status" => "`GET /api/sale/status`",
         "purchase" => "`POST /api/purchases`, no worker",
         "purchase-live" => "`POST /api/purchases`, worker persisting live",
+        "purchase-hs256" => "`POST /api/purchases`, `BUYER_AUTH=jwt` HS256, a new token per buyer",
+        "purchase-es256" => "`POST /api/purchases`, `BUYER_AUTH=jwt` ES256, a new token per buyer",
         _ => "`POST /api/purchases`, sold out",
     }
 }

@@ -37,12 +37,14 @@ pub fn per_request_us(cpu_seconds: f64, requests: u64) -> f64 {
     }
 }
 
-/// Runs `wrk -t2 -c<connections> -d<seconds>s --latency [-s script] url`.
+/// Runs `wrk -t2 -c<connections> -d<seconds>s --latency [-s script] url
+/// [-- script_args]`.
 pub async fn run(
     url: &str,
     duration: Duration,
     connections: u32,
     script: Option<&Path>,
+    script_args: &[String],
 ) -> anyhow::Result<Run> {
     let mut command = tokio::process::Command::new("wrk");
     command
@@ -54,6 +56,12 @@ pub async fn run(
     }
     command
         .arg(url)
+        .args(if script_args.is_empty() {
+            &[][..]
+        } else {
+            &["--"][..]
+        })
+        .args(script_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let before = procfs::children_cpu()?;

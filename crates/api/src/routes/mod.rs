@@ -38,6 +38,7 @@ pub fn configure(limits: IpLimits, metrics_here: bool) -> impl FnOnce(&mut Servi
             )
         };
         cfg.service(root::info)
+            .service(root::config)
             .service(sale::status)
             .service(events::events)
             .service(health::check)
@@ -46,6 +47,8 @@ pub fn configure(limits: IpLimits, metrics_here: bool) -> impl FnOnce(&mut Servi
                     .wrap(governor(&limits.per_second))
                     .wrap(governor(&limits.per_10_seconds))
                     .service(purchases::create::create)
+                    // Before `/{user_id}`, which would take "me" as an id.
+                    .service(purchases::status::mine)
                     .service(purchases::status::status),
             );
         if metrics_here {

@@ -26,3 +26,28 @@ pub async fn info(state: web::Data<AppState>) -> HttpResponse {
         sale_id: state.sale.id.to_string(),
     })
 }
+
+/// What a client needs to know to talk to this api.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientConfig {
+    /// `none`: the body's `userId` is the buyer; `jwt`: purchases and
+    /// lookups need `Authorization: Bearer <token>`, whose `sub` is the buyer.
+    #[schema(example = "none")]
+    buyer_auth: &'static str,
+    /// `jwt` mode: where a buyer signs in, if the operator said
+    /// (`BUYER_SIGN_IN_URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "http://localhost:4000")]
+    sign_in_url: Option<String>,
+}
+
+/// How clients must identify the buyer.
+#[utoipa::path(tag = "server", responses((status = 200, body = ClientConfig)))]
+#[get("/api/config")]
+pub async fn config(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(ClientConfig {
+        buyer_auth: state.auth.mode(),
+        sign_in_url: state.sign_in_url.clone(),
+    })
+}

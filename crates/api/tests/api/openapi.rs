@@ -48,8 +48,10 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         paths,
         [
             "/",
+            "/api/config",
             "/api/health",
             "/api/purchases",
+            "/api/purchases/me",
             "/api/purchases/{user_id}",
             "/api/sale/events",
             "/api/sale/status",
@@ -57,6 +59,27 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         ]
     );
     assert!(doc["paths"]["/api/purchases"]["post"]["requestBody"].is_object());
+    // The bearer scheme of BUYER_AUTH=jwt, optional on each purchase route.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"],
+        serde_json::json!({
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "BUYER_AUTH=jwt: a token from the shop's identity provider; its sub is the buyer"
+        })
+    );
+    for (path, method) in [
+        ("/api/purchases", "post"),
+        ("/api/purchases/{user_id}", "get"),
+        ("/api/purchases/me", "get"),
+    ] {
+        assert_eq!(
+            doc["paths"][path][method]["security"],
+            serde_json::json!([{}, {"bearer": []}]),
+            "{method} {path}"
+        );
+    }
 }
 
 /// Asserts `response` answers `status`, then validates its body against

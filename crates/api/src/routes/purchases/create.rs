@@ -1,4 +1,4 @@
-use actix_web::{post, web, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
@@ -9,10 +9,12 @@ use crate::{
     metrics::PurchaseResult,
     purchase::{self, Outcome},
     state::{AppState, ThreadPaths},
-    validation,
+    validation::{self, BodyError},
 };
 
-/// The purchase request: exactly one property.
+/// The purchase request: exactly one property. With `BUYER_AUTH=jwt` it
+/// is optional (the token names the buyer) and, when given, must be the
+/// token's subject.
 ///
 /// Documents the body; the handler reads it as raw JSON so that validation
 /// can list every problem in the seed's words, hence never constructed.
@@ -50,24 +52,41 @@ pub struct PurchaseConfirmed {
     responses(
         (status = 201, description = "Purchase confirmed", body = PurchaseConfirmed),
         (status = 400, description = "Invalid body (message lists every problem) or sale not active", body = ErrorBody),
+        (status = 401, description = "`BUYER_AUTH=jwt`: no bearer token (`WWW-Authenticate: Bearer realm`), or one that does not verify (`error=\"invalid_token\"`; the message says why)", body = ErrorBody),
+        (status = 403, description = "`BUYER_AUTH=jwt`: userId names another buyer than the token", body = ErrorBody),
         (status = 409, description = "Already purchased; the body has the existing orderId and purchasedAt", body = ErrorBody),
         (status = 410, description = "Sold out", body = ErrorBody),
         (status = 413, description = "Body larger than 4 KiB", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 429, description = "Too many attempts of this user, or too many requests from this address", body = ErrorBody),
-        (status = 503, description = "Redis unreachable or the sale not armed; retry", body = ErrorBody),
-    )
+        (status = 503, description = "Redis unreachable, the sale not armed, or (`jwt`) the identity provider's keys unavailable; retry", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
 )]
 #[post("")]
 #[tracing::instrument(name = "purchase", skip_all, fields(order.id))]
 pub async fn create(
     state: web::Data<AppState>,
     paths: web::Data<ThreadPaths>,
+    req: HttpRequest,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = validation::purchase_body(&body)
-        .map_err(ApiError::Validation)
-        .inspect_err(|_| state.metrics.purchase(PurchaseResult::Invalid))?;
+    // Refusals here change nothing and use no attempt: the script has not run.
+    let signed_in = state
+        .auth
+        .signed_in(&req)
+        .await
+        .inspect_err(|_| state.metrics.purchase(PurchaseResult::Unauthenticated))?;
+    let user = validation::purchase_body(&body, signed_in.as_ref()).map_err(|e| match e {
+        BodyError::Problems(problems) => {
+            state.metrics.purchase(PurchaseResult::Invalid);
+            ApiError::Validation(problems)
+        }
+        BodyError::NotTheBuyer => {
+            state.metrics.purchase(PurchaseResult::Unauthenticated);
+            ApiError::NotTheBuyer
+        }
+    })?;
     // Once the script has run, its purchase must be queued even if the
     // buyer hangs up (actix drops the handler of a closed connection): the
     // decision runs in a task of its own, which a dropped handler leaves

@@ -1,4 +1,4 @@
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use domain::{time::iso_millis, UserId};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -23,23 +23,56 @@ pub struct PurchaseStatus {
 }
 
 /// Whether a user has purchased: from the Redis ledger, so it is right
-/// before the order row is persisted.
+/// before the order row is persisted. With `BUYER_AUTH=jwt`, only the
+/// signed-in buyer's own id (else 403).
 #[utoipa::path(
     tag = "purchases",
     params(("user_id" = String, Path, description = "The user id, percent-encoded (`team%2Falice`, `jos%C3%A9`)")),
     responses(
         (status = 200, body = PurchaseStatus),
         (status = 400, description = "Invalid user id", body = ErrorBody),
+        (status = 401, description = "`BUYER_AUTH=jwt`: no bearer token, or one that does not verify", body = ErrorBody),
+        (status = 403, description = "`BUYER_AUTH=jwt`: another buyer's id", body = ErrorBody),
         (status = 429, description = "Too many requests from this address", body = ErrorBody),
         (status = 503, description = "Redis unreachable, or the sale partly lost and being rebuilt (retry); for an ended sale whose keys expired, PostgreSQL unreachable", body = ErrorBody),
-    )
+    ),
+    security((), ("bearer" = []))
 )]
 #[get("/{user_id}")]
 pub async fn status(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let signed_in = state.auth.signed_in(&req).await?;
     let user = UserId::parse(&user).map_err(|e| ApiError::Validation(vec![e.to_string()]))?;
+    if signed_in.is_some_and(|buyer| buyer != user) {
+        return Err(ApiError::NotYourPurchase);
+    }
+    answer(&state, user).await
+}
+
+/// The signed-in buyer's purchase (`BUYER_AUTH=jwt`). In `none` mode `me`
+/// is a user id like any other, as it was in the seed.
+#[utoipa::path(
+    tag = "purchases",
+    responses(
+        (status = 200, body = PurchaseStatus),
+        (status = 401, description = "`BUYER_AUTH=jwt`: no bearer token, or one that does not verify", body = ErrorBody),
+        (status = 503, description = "As for `GET /api/purchases/{user_id}`", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
+#[get("/me")]
+pub async fn mine(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let user = match state.auth.signed_in(&req).await? {
+        Some(buyer) => buyer,
+        None => UserId::parse("me").map_err(|e| ApiError::Validation(vec![e.to_string()]))?,
+    };
+    answer(&state, user).await
+}
+
+async fn answer(state: &AppState, user: UserId) -> Result<HttpResponse, ApiError> {
     let mut entry = state
         .inventory
         .ledger_entry(&user)
