@@ -29,11 +29,18 @@ for bin in $bins; do
 done
 
 pids=()
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+  kill -TERM "$1" 2>/dev/null || true
+}
 stop() {
   trap - INT TERM EXIT
   echo
   echo "[run] stopping api and worker"
-  kill -TERM "${pids[@]}" 2>/dev/null || true
+  # Whole trees: npx runs vite's node two levels down and leaves it
+  # running when only npx is told to stop.
+  for pid in "${pids[@]}"; do kill_tree "$pid"; done
   wait "${pids[@]}" 2>/dev/null || true
 }
 trap stop INT TERM EXIT
