@@ -72,52 +72,7 @@ impl AuthSettings {
 
 impl JwtSettings {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let sources: Vec<KeySource> = [
-            env.get("JWT_SECRET")
-                .map(|s| KeySource::Secret(s.to_owned())),
-            env.get("JWT_PUBLIC_KEY_FILE")
-                .map(|p| KeySource::PublicKeyFile(PathBuf::from(p))),
-            env.get("JWT_JWKS_URL")
-                .map(|u| KeySource::Jwks(u.to_owned())),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let keys = match <[KeySource; 1]>::try_from(sources) {
-            Ok([source]) => source,
-            Err(sources) if sources.is_empty() => {
-                return Err(ConfigError::new(
-                    "JWT_SECRET",
-                    "",
-                    "BUYER_AUTH=jwt needs one key source: JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL",
-                ))
-            }
-            Err(_) => {
-                return Err(ConfigError::new(
-                    "JWT_SECRET",
-                    "",
-                    "set exactly one of JWT_SECRET, JWT_PUBLIC_KEY_FILE and JWT_JWKS_URL",
-                ))
-            }
-        };
-        if let KeySource::Secret(secret) = &keys {
-            if secret.len() < 32 {
-                return Err(ConfigError::new(
-                    "JWT_SECRET",
-                    "(hidden)",
-                    "must be at least 32 bytes: a shorter HMAC secret can be guessed",
-                ));
-            }
-        }
-        if let KeySource::Jwks(url) = &keys {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(ConfigError::new(
-                    "JWT_JWKS_URL",
-                    url,
-                    "expected an http:// or https:// URL",
-                ));
-            }
-        }
+        let keys = KeySource::from_env(env)?;
         Ok(Self {
             keys,
             issuer: required(env, "JWT_ISSUER")?,
@@ -128,6 +83,43 @@ impl JwtSettings {
             ),
             sign_in_url: env.get("BUYER_SIGN_IN_URL").map(str::to_owned),
         })
+    }
+}
+
+impl KeySource {
+    /// Exactly one of `JWT_SECRET`, `JWT_PUBLIC_KEY_FILE`, `JWT_JWKS_URL`.
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let sources: Vec<KeySource> = [
+            env.get("JWT_SECRET").map(|s| Self::Secret(s.to_owned())),
+            env.get("JWT_PUBLIC_KEY_FILE")
+                .map(|p| Self::PublicKeyFile(PathBuf::from(p))),
+            env.get("JWT_JWKS_URL").map(|u| Self::Jwks(u.to_owned())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let source = match <[KeySource; 1]>::try_from(sources) {
+            Ok([source]) => source,
+            Err(sources) => {
+                let reason = if sources.is_empty() {
+                    "BUYER_AUTH=jwt needs one key source: JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL"
+                } else {
+                    "set exactly one of JWT_SECRET, JWT_PUBLIC_KEY_FILE and JWT_JWKS_URL"
+                };
+                return Err(ConfigError::new("JWT_SECRET", "", reason));
+            }
+        };
+        match &source {
+            Self::Secret(secret) if secret.len() < 32 => Err(ConfigError::new(
+                "JWT_SECRET",
+                "(hidden)",
+                "must be at least 32 bytes: a shorter HMAC secret can be guessed",
+            )),
+            Self::Jwks(url) if !(url.starts_with("https://") || url.starts_with("http://")) => Err(
+                ConfigError::new("JWT_JWKS_URL", url, "expected an http:// or https:// URL"),
+            ),
+            _ => Ok(source),
+        }
     }
 }
 

@@ -196,6 +196,16 @@ async fn every_refusal_is_explained_and_changes_nothing() {
             "The access token has no exp claim.",
         ),
         (
+            "no iss",
+            sign(without_claim(claims("alice"), "iss")),
+            "The access token has no iss claim.",
+        ),
+        (
+            "no aud",
+            sign(without_claim(claims("alice"), "aud")),
+            "The access token has no aud claim.",
+        ),
+        (
             "no sub",
             sign(without_claim(claims("alice"), "sub")),
             "The access token has no sub claim.",

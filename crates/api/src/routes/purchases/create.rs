@@ -1,4 +1,5 @@
 use actix_web::{post, web, HttpRequest, HttpResponse};
+use domain::UserId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
@@ -71,22 +72,7 @@ pub async fn create(
     req: HttpRequest,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    // Refusals here change nothing and use no attempt: the script has not run.
-    let signed_in = state
-        .auth
-        .signed_in(&req)
-        .await
-        .inspect_err(|_| state.metrics.purchase(PurchaseResult::Unauthenticated))?;
-    let user = validation::purchase_body(&body, signed_in.as_ref()).map_err(|e| match e {
-        BodyError::Problems(problems) => {
-            state.metrics.purchase(PurchaseResult::Invalid);
-            ApiError::Validation(problems)
-        }
-        BodyError::NotTheBuyer => {
-            state.metrics.purchase(PurchaseResult::Unauthenticated);
-            ApiError::NotTheBuyer
-        }
-    })?;
+    let user = buyer(&state, &req, &body).await?;
     // Once the script has run, its purchase must be queued even if the
     // buyer hangs up (actix drops the handler of a closed connection): the
     // decision runs in a task of its own, which a dropped handler leaves
@@ -105,6 +91,26 @@ pub async fn create(
         })?;
     state.metrics.purchase(outcome.counted_as());
     answer(outcome, state.attempt_limit.max_attempts)
+}
+
+/// Who buys: the signed-in buyer (`BUYER_AUTH=jwt`) or the body's user.
+/// Refusals here change nothing and use no attempt: the script has not run.
+async fn buyer(state: &AppState, req: &HttpRequest, body: &Value) -> Result<UserId, ApiError> {
+    let signed_in = state
+        .auth
+        .signed_in(req)
+        .await
+        .inspect_err(|_| state.metrics.purchase(PurchaseResult::Unauthenticated))?;
+    validation::purchase_body(body, signed_in.as_ref()).map_err(|e| match e {
+        BodyError::Problems(problems) => {
+            state.metrics.purchase(PurchaseResult::Invalid);
+            ApiError::Validation(problems)
+        }
+        BodyError::NotTheBuyer => {
+            state.metrics.purchase(PurchaseResult::Unauthenticated);
+            ApiError::NotTheBuyer
+        }
+    })
 }
 
 /// The HTTP answer of an outcome.
