@@ -19,6 +19,10 @@ export PORT
 
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 AUTH="${AUTH:-none}"
+# AUTH decides, whatever .env says: jwt uses dev-idp's keys only, none is
+# the open contract.
+unset JWT_SECRET JWT_PUBLIC_KEY_FILE JWT_JWKS_URL
+export BUYER_AUTH="$AUTH"
 case "$AUTH" in
   none) bins="api order-worker" ;;
   jwt) bins="api order-worker dev-idp" ;;

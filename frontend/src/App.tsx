@@ -20,6 +20,12 @@ export function App() {
   const open = status?.status === 'active' && status.stockRemaining > 0;
   const jwt = config?.buyerAuth === 'jwt';
 
+  // A token the api refuses (expired, keys rotated away) signs the buyer
+  // out, so the shop offers "Sign in" again instead of failing every buy.
+  useEffect(() => {
+    if (outcome?.kind === 'signed-out' && session) signOut();
+  }, [outcome, session, signOut]);
+
   // The signed-in buyer's order, on sign-in and after each purchase.
   useEffect(() => {
     setMine(null);

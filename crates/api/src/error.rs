@@ -60,9 +60,9 @@ pub enum ApiError {
     SignInRequired,
     #[error("invalid token: {0:?}")]
     InvalidToken(TokenProblem),
-    /// The identity provider's keys cannot be fetched.
+    /// The identity provider's keys cannot be fetched (now).
     #[error("signing keys unavailable")]
-    KeysUnavailable,
+    KeysUnavailable { retry_after_seconds: u64 },
     /// The body names another buyer than the token.
     #[error("userId is not the signed-in buyer")]
     NotTheBuyer,
@@ -76,7 +76,11 @@ impl From<AuthError> for ApiError {
         match error {
             AuthError::Missing => Self::SignInRequired,
             AuthError::Invalid(problem) => Self::InvalidToken(problem),
-            AuthError::KeysUnavailable => Self::KeysUnavailable,
+            AuthError::KeysUnavailable {
+                retry_after_seconds,
+            } => Self::KeysUnavailable {
+                retry_after_seconds,
+            },
         }
     }
 }
@@ -96,7 +100,7 @@ impl ResponseError for ApiError {
             | Self::Inventory(_)
             | Self::Database(_)
             | Self::TooManyStreams
-            | Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::SignInRequired | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::NotTheBuyer | Self::NotYourPurchase => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -112,8 +116,13 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            Self::NotArmed | Self::Inventory(_) | Self::Database(_) | Self::KeysUnavailable => {
+            Self::NotArmed | Self::Inventory(_) | Self::Database(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Self::KeysUnavailable {
+                retry_after_seconds,
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
             }
             // RFC 6750 section 3: no credentials, or credentials that failed.
             Self::SignInRequired => {
@@ -150,7 +159,10 @@ impl ApiError {
             Self::TooManyAttempts { max } => ErrorMessage::Text(format!(
                 "Too many purchase attempts. Maximum {max} attempts allowed."
             )),
-            Self::NotArmed | Self::Inventory(_) | Self::Database(_) | Self::KeysUnavailable => {
+            Self::NotArmed
+            | Self::Inventory(_)
+            | Self::Database(_)
+            | Self::KeysUnavailable { .. } => {
                 text("Service temporarily unavailable. Please try again shortly.")
             }
             Self::SignInRequired => {

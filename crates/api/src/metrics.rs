@@ -3,7 +3,8 @@
 //! Names and labels (all prefixed `flash_sale_`):
 //! - `purchases_total{sale,outcome}`: confirmed, duplicate, sold_out,
 //!   too_many_attempts, not_armed, not_active, invalid, unauthenticated
-//!   (no valid token, or another buyer's id: `BUYER_AUTH=jwt`), error
+//!   (no valid token: `BUYER_AUTH=jwt`), forbidden (a body naming another
+//!   buyer than the token), error
 //! - `stock_remaining{sale}`: last stock the api saw
 //! - `buyer_token_checks_total{result}` (`BUYER_AUTH=jwt`): signature checks
 //!   (tokens seen before are not checked again); see `auth`
@@ -51,11 +52,12 @@ pub enum PurchaseResult {
     NotActive,
     Invalid,
     Unauthenticated,
+    Forbidden,
     Error,
 }
 
 impl PurchaseResult {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Confirmed,
         Self::Duplicate,
         Self::SoldOut,
@@ -64,6 +66,7 @@ impl PurchaseResult {
         Self::NotActive,
         Self::Invalid,
         Self::Unauthenticated,
+        Self::Forbidden,
         Self::Error,
     ];
 
@@ -78,6 +81,7 @@ impl PurchaseResult {
             Self::NotActive => "not_active",
             Self::Invalid => "invalid",
             Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
             Self::Error => "error",
         }
     }

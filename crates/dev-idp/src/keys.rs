@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use base64::Engine;
 use jsonwebtoken::{
     jwk::{Jwk, KeyAlgorithm, PublicKeyUse},
     Algorithm, EncodingKey, Header,
@@ -19,6 +20,9 @@ pub struct SigningKey {
     encoding: EncodingKey,
     /// The public key in PEM (`JWT_PUBLIC_KEY_FILE`); the secret for HMAC.
     public_pem: String,
+    /// Ed25519's public key, for its JWK (the crate derives JWKs of EC and
+    /// RSA keys, not of the PKCS#8 v2 keys ed25519-dalek writes).
+    ed25519_public: Option<[u8; 32]>,
 }
 
 impl SigningKey {
@@ -38,6 +42,7 @@ impl SigningKey {
             encoding: EncodingKey::from_ec_pem(private.as_bytes())
                 .context("reading back the P-256 key")?,
             public_pem,
+            ed25519_public: None,
         })
     }
 
@@ -57,6 +62,28 @@ impl SigningKey {
             encoding: EncodingKey::from_ed_pem(private.as_bytes())
                 .context("reading back the Ed25519 key")?,
             public_pem,
+            ed25519_public: Some(secret.verifying_key().to_bytes()),
+        })
+    }
+
+    /// A fresh 2048-bit RSA key (RS256).
+    pub fn rs256(kid: &str) -> anyhow::Result<Self> {
+        let secret = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
+            .context("generating the RSA key")?;
+        let private = secret
+            .to_pkcs8_pem(LineEnding::LF)
+            .context("encoding the RSA key")?;
+        let public_pem = secret
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .context("encoding the RSA public key")?;
+        Ok(Self {
+            kid: kid.to_owned(),
+            algorithm: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_pem(private.as_bytes())
+                .context("reading back the RSA key")?,
+            public_pem,
+            ed25519_public: None,
         })
     }
 
@@ -68,6 +95,7 @@ impl SigningKey {
             encoding: EncodingKey::from_secret(secret.as_bytes())
                 .context("using the HMAC secret")?,
             public_pem: secret.to_owned(),
+            ed25519_public: None,
         })
     }
 
@@ -88,12 +116,21 @@ impl SigningKey {
         if self.algorithm == Algorithm::HS256 {
             return Ok(None);
         }
-        let mut jwk = Jwk::from_encoding_key(&self.encoding, self.algorithm)
-            .context("deriving the public JWK")?;
+        let mut jwk = match self.ed25519_public {
+            Some(public) => serde_json::from_value(json!({
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public),
+            }))
+            .context("building the Ed25519 JWK")?,
+            None => Jwk::from_encoding_key(&self.encoding, self.algorithm)
+                .context("deriving the public JWK")?,
+        };
         jwk.common.key_id = Some(self.kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         jwk.common.key_algorithm = Some(match self.algorithm {
             Algorithm::EdDSA => KeyAlgorithm::EdDSA,
+            Algorithm::RS256 => KeyAlgorithm::RS256,
             _ => KeyAlgorithm::ES256,
         });
         Ok(Some(jwk))

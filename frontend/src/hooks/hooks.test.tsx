@@ -1,6 +1,7 @@
 import { act, renderHook, waitFor } from '@testing-library/react';
 import { usePurchase } from './usePurchase';
 import { POLL_MS, useSaleStatus } from './useSaleStatus';
+import { CONFIG_RETRY_MS, useConfig, useSession } from './useSession';
 
 const status = (stockRemaining: number) => ({
   status: 'active',
@@ -83,5 +84,68 @@ describe('usePurchase', () => {
     await waitFor(() => expect(result.current.pending).toBe(false));
     expect(fetch).toHaveBeenCalledTimes(1);
     expect(result.current.outcome).toEqual({ kind: 'confirmed', orderId: 'o1' });
+  });
+
+  it('does not show an answer that arrives after a sign-out', async () => {
+    let answer: (r: Response) => void = () => undefined;
+    vi.stubGlobal('fetch', vi.fn().mockImplementation(() => new Promise<Response>((resolve) => (answer = resolve))));
+    const { result } = renderHook(() => usePurchase());
+
+    act(() => {
+      void result.current.buy(null, 'alice-token');
+    });
+    act(() => result.current.reset());
+    await act(async () => {
+      answer(new Response(JSON.stringify({ orderId: 'alices-order' }), { status: 201 }));
+    });
+
+    await waitFor(() => expect(result.current.pending).toBe(false));
+    expect(result.current.outcome).toBeNull();
+  });
+});
+
+describe('useConfig', () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    vi.useRealTimers();
+  });
+
+  it('asks again while the api cannot answer instead of guessing the open mode', async () => {
+    vi.useFakeTimers();
+    const fetch = vi
+      .fn()
+      .mockResolvedValueOnce(new Response('', { status: 503 }))
+      .mockResolvedValueOnce(new Response(JSON.stringify({ buyerAuth: 'jwt' }), { status: 200 }));
+    vi.stubGlobal('fetch', fetch);
+    const { result } = renderHook(() => useConfig());
+
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(10);
+    });
+    expect(result.current).toBeNull();
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(CONFIG_RETRY_MS);
+    });
+    expect(result.current).toEqual({ buyerAuth: 'jwt' });
+  });
+});
+
+describe('useSession', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+    sessionStorage.clear();
+  });
+
+  it('signs the buyer out when the token expires', async () => {
+    vi.useFakeTimers();
+    const expiresAt = Math.floor(Date.now() / 1000) + 60;
+    sessionStorage.setItem('flash-sale-session', JSON.stringify({ token: 't', sub: 'alice', expiresAt }));
+    const { result } = renderHook(() => useSession('http://idp'));
+    expect(result.current.session?.sub).toBe('alice');
+
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(61_000);
+    });
+    expect(result.current.session).toBeNull();
   });
 });

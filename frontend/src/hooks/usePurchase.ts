@@ -10,21 +10,29 @@ export function usePurchase() {
   const [pending, setPending] = useState(false);
   const [outcome, setOutcome] = useState<PurchaseOutcome | null>(null);
   const inFlight = useRef(false);
+  // Bumped by `reset`: an answer that arrives after it belongs to a buyer
+  // who signed out, and is not shown to the next one.
+  const generation = useRef(0);
 
   const buy = useCallback(async (userId: string | null, token?: string) => {
     if (inFlight.current) return;
     inFlight.current = true;
+    const mine = generation.current;
     setPending(true);
     setOutcome(null);
     try {
-      setOutcome(await purchase(userId, token));
+      const outcome = await purchase(userId, token);
+      if (generation.current === mine) setOutcome(outcome);
     } finally {
       inFlight.current = false;
       setPending(false);
     }
   }, []);
 
-  const reset = useCallback(() => setOutcome(null), []);
+  const reset = useCallback(() => {
+    generation.current += 1;
+    setOutcome(null);
+  }, []);
 
   return { buy, pending, outcome, reset };
 }

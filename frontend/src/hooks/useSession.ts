@@ -14,15 +14,30 @@ function stored(): Session | null {
   }
 }
 
-/** How the api knows the buyer; `none` until it has said. */
+/** How often the config is asked again while the api cannot answer. */
+export const CONFIG_RETRY_MS = 2000;
+
+/**
+ * How the api knows the buyer; null until it has said. An api that cannot
+ * answer is asked again (guessing `none` would hide a sign-in the api
+ * requires); an api without /api/config is the open contract.
+ */
 export function useConfig(): ClientConfig | null {
   const [config, setConfig] = useState<ClientConfig | null>(null);
   useEffect(() => {
     const controller = new AbortController();
-    getConfig(controller.signal)
-      .then(setConfig)
-      .catch(() => !controller.signal.aborted && setConfig({ buyerAuth: 'none' }));
-    return () => controller.abort();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ask = () =>
+      getConfig(controller.signal)
+        .then(setConfig)
+        .catch(() => {
+          if (!controller.signal.aborted) timer = setTimeout(ask, CONFIG_RETRY_MS);
+        });
+    ask();
+    return () => {
+      controller.abort();
+      clearTimeout(timer);
+    };
   }, []);
   return config;
 }
@@ -54,6 +69,14 @@ export function useSession(signInUrl: string | undefined) {
     sessionStorage.removeItem(KEY);
     setSession(null);
   }, []);
+
+  // A token past its exp signs the buyer out (the api would refuse it).
+  useEffect(() => {
+    if (!session) return;
+    const left = session.expiresAt * 1000 - Date.now();
+    const timer = setTimeout(signOut, Math.max(0, left));
+    return () => clearTimeout(timer);
+  }, [session, signOut]);
 
   return { session, error, signIn, signOut };
 }

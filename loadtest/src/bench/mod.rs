@@ -49,6 +49,15 @@ pub struct BenchSettings {
     pub results: PathBuf,
 }
 
+impl BenchSettings {
+    /// New buyers' tokens a round may need: its seconds at [`tokens::MAX_RATE`].
+    fn tokens_per_round(&self) -> usize {
+        usize::try_from(self.seconds)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(tokens::MAX_RATE)
+    }
+}
+
 /// One endpoint's round: wrk's figures and the api's CPU over it.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -108,7 +117,7 @@ impl Apis {
         let script = settings
             .purchase_script
             .with_file_name("token-purchase.lua");
-        let tokens = tokens::Tokens::write(settings.rounds, script)?;
+        let tokens = tokens::Tokens::write(settings.rounds, settings.tokens_per_round(), script)?;
         let mut jwt = tokens.api_vars();
         jwt.push(("JWT_SECRET", tokens::SECRET));
         let hs256 = stack.api("hs256", port + 3, 100_000_000, &jwt).await?;
@@ -140,7 +149,7 @@ impl Apis {
         let tokens = |file: &Path| {
             vec![
                 file.display().to_string(),
-                (round * tokens::PER_ROUND).to_string(),
+                (round * self.tokens.per_round).to_string(),
             ]
         };
         let script = Some(self.tokens.script.as_path());

@@ -24,8 +24,8 @@ use super::settings::KeySource;
 /// down is used again within a second of its return.
 pub const RETRY_FAILED_FETCH_AFTER: Duration = Duration::from_secs(1);
 
-/// How long one JWKS fetch may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one JWKS fetch may take (tokens naming a new key wait for it).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One key and the algorithms it may verify: its own family only, so an
 /// HS256 token "signed" with a public key is refused (algorithm confusion).
@@ -44,6 +44,11 @@ pub enum KeyError {
     /// yet: the token may be good, so this is a 503, not a 401.
     #[error("the identity provider's keys cannot be fetched")]
     Unavailable,
+    /// Not in the copy, which was fetched too recently to fetch again: the
+    /// key may be newer than the copy (a rotation), so 503 and retry
+    /// rather than telling a buyer their good token is bad.
+    #[error("the key set is refetched at most every {0:?}")]
+    NotYet(Duration),
 }
 
 pub enum Keys {
@@ -65,6 +70,9 @@ impl Keys {
             }))),
             KeySource::PublicKeyFile(path) => Ok(Self::Fixed(Arc::new(pem_key(path)?))),
             KeySource::Jwks(url) => {
+                if url.starts_with("http://") {
+                    tracing::warn!(%url, "JWT_JWKS_URL is plain http: whoever sits on that path can hand this api signing keys; use https outside a trusted network");
+                }
                 let keys = JwksKeys::new(url, min_refresh)?;
                 if let Err(error) = keys.refresh().await {
                     tracing::warn!(%url, error = %format!("{error:#}"), "JWKS not fetched at start; buyers get 503 until it is");
@@ -188,16 +196,20 @@ impl JwksKeys {
         if let Some(key) = self.current().find(kid) {
             return Ok(key);
         }
-        let recent = last.filter(|(at, ok)| {
-            let wait = if *ok {
+        let wait = |ok: bool| {
+            if ok {
                 self.min_refresh
             } else {
                 RETRY_FAILED_FETCH_AFTER
-            };
-            at.elapsed() < wait
-        });
+            }
+        };
+        let recent = last.filter(|(at, ok)| at.elapsed() < wait(*ok));
         let fetched = match recent {
-            Some((_, ok)) => ok,
+            Some((at, true)) => {
+                let left = wait(true).saturating_sub(at.elapsed());
+                return self.current().find(kid).ok_or(KeyError::NotYet(left));
+            }
+            Some((_, false)) => false,
             None => {
                 let ok = match self.fetch().await {
                     Ok(set) => {
@@ -312,4 +324,55 @@ fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
     };
     let key = DecodingKey::from_jwk(jwk).ok()?;
     Some(VerifyingKey { key, algorithms })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dev_idp::SigningKey;
+
+    fn published(key: &SigningKey) -> Jwk {
+        key.jwk().expect("jwk").expect("a public key")
+    }
+
+    #[test]
+    fn a_published_key_verifies_its_own_family_only() {
+        let cases = [
+            (
+                SigningKey::es256("ec").expect("key"),
+                vec![Algorithm::ES256],
+            ),
+            (
+                SigningKey::ed25519("ed").expect("key"),
+                vec![Algorithm::EdDSA],
+            ),
+            // The JWK names RS256: that one only, not the whole RSA family.
+            (
+                SigningKey::rs256("rsa").expect("key"),
+                vec![Algorithm::RS256],
+            ),
+        ];
+        for (key, algorithms) in cases {
+            let verifying = verifying_key(&published(&key)).expect("usable");
+            assert_eq!(verifying.algorithms, algorithms);
+        }
+    }
+
+    #[test]
+    fn symmetric_encryption_and_mismatched_keys_are_not_used() {
+        let mut secret: Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA", "kid": "s"
+        }))
+        .expect("jwk");
+        assert!(
+            verifying_key(&secret).is_none(),
+            "a shared secret in a public set"
+        );
+        secret = published(&SigningKey::es256("enc").expect("key"));
+        secret.common.public_key_use = Some(PublicKeyUse::Encryption);
+        assert!(verifying_key(&secret).is_none(), "an encryption key");
+        let mut lying = published(&SigningKey::es256("ec").expect("key"));
+        lying.common.key_algorithm = Some(jsonwebtoken::jwk::KeyAlgorithm::HS256);
+        assert!(verifying_key(&lying).is_none(), "an EC key claiming HS256");
+    }
 }

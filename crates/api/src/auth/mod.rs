@@ -80,9 +80,10 @@ pub enum AuthError {
     /// A token that does not verify: 401 `error="invalid_token"`.
     #[error("invalid token: {0}")]
     Invalid(#[from] TokenProblem),
-    /// The identity provider's keys cannot be fetched: 503, retry.
+    /// The identity provider's keys cannot be fetched (now): 503, retry
+    /// after the seconds given.
     #[error("signing keys unavailable")]
-    KeysUnavailable,
+    KeysUnavailable { retry_after_seconds: u64 },
 }
 
 /// What is wrong with a token; `Display` is the message the buyer sees.
@@ -152,7 +153,7 @@ impl Verifier {
         let verified = self.verify_signed(token, digest, now).await;
         let result = match &verified {
             Ok(_) => "verified",
-            Err(AuthError::KeysUnavailable) => "keys_unavailable",
+            Err(AuthError::KeysUnavailable { .. }) => "keys_unavailable",
             Err(_) => "refused",
         };
         metrics::counter!("flash_sale_buyer_token_checks_total", "result" => result).increment(1);
@@ -172,7 +173,12 @@ impl Verifier {
             .await
             .map_err(|e| match e {
                 KeyError::Unknown => AuthError::Invalid(TokenProblem::UnknownKey),
-                KeyError::Unavailable => AuthError::KeysUnavailable,
+                KeyError::Unavailable => AuthError::KeysUnavailable {
+                    retry_after_seconds: 1,
+                },
+                KeyError::NotYet(left) => AuthError::KeysUnavailable {
+                    retry_after_seconds: left.as_secs().max(1),
+                },
             })?;
         if !key.algorithms.contains(&header.alg) {
             return Err(TokenProblem::Algorithm.into());

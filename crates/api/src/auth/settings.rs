@@ -100,13 +100,20 @@ impl KeySource {
         .collect();
         let source = match <[KeySource; 1]>::try_from(sources) {
             Ok([source]) => source,
+            Err(sources) if sources.is_empty() => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    "",
+                    "BUYER_AUTH=jwt needs one key source: JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL",
+                ))
+            }
             Err(sources) => {
-                let reason = if sources.is_empty() {
-                    "BUYER_AUTH=jwt needs one key source: JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL"
-                } else {
-                    "set exactly one of JWT_SECRET, JWT_PUBLIC_KEY_FILE and JWT_JWKS_URL"
-                };
-                return Err(ConfigError::new("JWT_SECRET", "", reason));
+                let names: Vec<&str> = sources.iter().map(KeySource::variable).collect();
+                return Err(ConfigError::new(
+                    names[names.len() - 1],
+                    "",
+                    format!("set exactly one key source, not {}", names.join(" and ")),
+                ));
             }
         };
         match &source {
@@ -119,6 +126,17 @@ impl KeySource {
                 ConfigError::new("JWT_JWKS_URL", url, "expected an http:// or https:// URL"),
             ),
             _ => Ok(source),
+        }
+    }
+}
+
+impl KeySource {
+    /// The variable that sets this source.
+    fn variable(&self) -> &'static str {
+        match self {
+            Self::Secret(_) => "JWT_SECRET",
+            Self::PublicKeyFile(_) => "JWT_PUBLIC_KEY_FILE",
+            Self::Jwks(_) => "JWT_JWKS_URL",
         }
     }
 }
@@ -172,7 +190,7 @@ mod tests {
                 ("JWT_SECRET", SECRET),
                 ("JWT_JWKS_URL", "https://idp/jwks")
             ])),
-            Some("JWT_SECRET".into())
+            Some("JWT_JWKS_URL".into())
         );
         assert_eq!(
             name(jwt(&[("JWT_SECRET", "short")])),

@@ -107,7 +107,7 @@ async fn buyer(state: &AppState, req: &HttpRequest, body: &Value) -> Result<User
             ApiError::Validation(problems)
         }
         BodyError::NotTheBuyer => {
-            state.metrics.purchase(PurchaseResult::Unauthenticated);
+            state.metrics.purchase(PurchaseResult::Forbidden);
             ApiError::NotTheBuyer
         }
     })
