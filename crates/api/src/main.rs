@@ -8,7 +8,8 @@ use domain::{config::Env, telemetry};
 async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
     let settings = Settings::from_env(&Env::from_process()).context("reading settings")?;
-    telemetry::init(settings.log_format, "info");
+    // Held to the end: dropping it flushes the lines still queued.
+    let _log = telemetry::init(settings.log_format, "info");
     let app = Application::build(settings).await?;
     // SIGTERM / Ctrl-C: live streams end, in-flight requests finish (up to
     // 30 s), then it returns.

@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
     let settings = WorkerSettings::from_env(&Env::from_process()).context("reading settings")?;
-    telemetry::init(settings.log_format, "info");
+    // Held to the end: dropping it flushes the lines still queued.
+    let _log = telemetry::init(settings.log_format, "info");
 
     match std::env::args().nth(1).as_deref() {
         None | Some("run") => {

@@ -72,7 +72,7 @@ impl Sample {
 }
 
 /// The endpoints measured, in report order.
-pub const ENDPOINTS: [&str; 7] = [
+pub const ENDPOINTS: [&str; 9] = [
     "plaintext",
     "status",
     "purchase",
@@ -80,6 +80,8 @@ pub const ENDPOINTS: [&str; 7] = [
     "purchase-hs256",
     "purchase-es256",
     "sold-out",
+    "status-info",
+    "purchase-info",
 ];
 
 /// One row of a round: where wrk sends, which api it measures, its script.
@@ -103,6 +105,8 @@ struct Apis {
     hs256: stack::Api,
     es256: stack::Api,
     tokens: tokens::Tokens,
+    /// At the default log level (`RUST_LOG=info`, JSON): a line per request.
+    info: stack::Api,
 }
 
 impl Apis {
@@ -125,6 +129,8 @@ impl Apis {
         let pem = tokens.es256_public_key.path().display().to_string();
         jwt.push(("JWT_PUBLIC_KEY_FILE", &pem));
         let es256 = stack.api("es256", port + 4, 100_000_000, &jwt).await?;
+        let info = [("RUST_LOG", "info"), ("LOG_FORMAT", "json")];
+        let info = stack.api("info", port + 5, 100_000_000, &info).await?;
         Ok(Self {
             bench,
             live,
@@ -133,6 +139,7 @@ impl Apis {
             hs256,
             es256,
             tokens,
+            info,
         })
     }
 
@@ -171,6 +178,8 @@ impl Apis {
                 tokens(self.tokens.es256.path()),
             ),
             row(&self.sold, "/api/purchases", Some(late), vec![]),
+            row(&self.info, "/api/sale/status", None, vec![]),
+            row(&self.info, "/api/purchases", Some(purchase), vec![]),
         ]
     }
 }

@@ -32,6 +32,8 @@ fn label(endpoint: &str) -> &'static str {
         "purchase-live" => "`POST /api/purchases`, worker persisting live",
         "purchase-hs256" => "`POST /api/purchases`, `BUYER_AUTH=jwt` HS256, a new token per buyer",
         "purchase-es256" => "`POST /api/purchases`, `BUYER_AUTH=jwt` ES256, a new token per buyer",
+        "status-info" => "`GET /api/sale/status`, `RUST_LOG=info` (the default), a JSON line per request",
+        "purchase-info" => "`POST /api/purchases`, no worker, `RUST_LOG=info` (the default), a JSON line per request",
         _ => "`POST /api/purchases`, sold out",
     }
 }
@@ -68,7 +70,7 @@ impl BenchReport {
         );
         let _ = writeln!(
             out,
-            "- method: {} interleaved rounds of {} s per row, wrk -t2 -c{}; each row is its median round; release build, `RUST_LOG=warn`, limits off\n",
+            "- method: {} interleaved rounds of {} s per row, wrk -t2 -c{}; each row is its median round; release build, `RUST_LOG=warn` unless the row says otherwise, limits off\n",
             s.rounds, s.seconds, s.connections
         );
     }
@@ -119,6 +121,16 @@ impl BenchReport {
             (
                 "api CPU per purchase / per `GET /`",
                 format!("{per_plain:.2}x"),
+            ),
+            (
+                "default log level (`info`, JSON) over `warn`: purchases / status",
+                format!(
+                    "{:.2}x / {:.2}x",
+                    self.sample("purchase-info").wrk.per_second
+                        / self.sample("purchase").wrk.per_second,
+                    self.sample("status-info").wrk.per_second
+                        / self.sample("status").wrk.per_second
+                ),
             ),
             (
                 "confirm-to-row, worker live: p50 / p99 / max",

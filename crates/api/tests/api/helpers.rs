@@ -87,7 +87,11 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(config: TestConfig) -> TestApp {
     // TEST_LOG=<filter> shows the app's and worker's logs (quiet otherwise).
     if let Ok(filter) = std::env::var("TEST_LOG") {
-        domain::telemetry::init(domain::telemetry::LogFormat::Pretty, &filter);
+        // Kept for the whole test process (the first call installs it).
+        std::mem::forget(domain::telemetry::init(
+            domain::telemetry::LogFormat::Pretty,
+            &filter,
+        ));
     }
     let settings = Settings::from_env(&config.env()).expect("valid test settings");
     let app = Application::build(settings).await.expect("build app");
