@@ -1,5 +1,11 @@
 //! One span, one log line and one latency sample per request.
 //!
+//! Levels: a purchase (any non-GET) and every answer of 400 or more log at
+//! `info`; a successful read (the status polls of every open page, health
+//! checks) at `debug`, with its span: at the default level a poll costs no
+//! formatting at all (`make bench` measured reads at 0.67x with a line each).
+//! `RUST_LOG=info,api::observe=debug` shows every request.
+//!
 //! The request id is the caller's `X-Request-Id` when it is a sane token,
 //! else a new UUID; it is on every log line of the request (span field) and
 //! returned in the response's `X-Request-Id`. Routes are logged and counted
@@ -31,12 +37,22 @@ pub async fn requests(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = req.method().to_string();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        http.method = %method,
-        http.route = tracing::field::Empty,
-    );
+    let read = req.method() == actix_web::http::Method::GET;
+    let span = if read {
+        tracing::debug_span!(
+            "request",
+            request_id = %request_id,
+            http.method = %method,
+            http.route = tracing::field::Empty,
+        )
+    } else {
+        tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            http.method = %method,
+            http.route = tracing::field::Empty,
+        )
+    };
     let result = next.call(req).instrument(span.clone()).await;
     let mut response = result?;
     let route = response
@@ -46,12 +62,20 @@ pub async fn requests(
     let status = response.status().as_u16();
     let took = started.elapsed();
     span.record("http.route", route.as_str());
+    let latency_ms = took.as_secs_f64() * 1000.0;
     span.in_scope(|| {
-        tracing::info!(
-            http.status = status,
-            latency_ms = took.as_secs_f64() * 1000.0,
-            "request completed"
-        )
+        if read && status < 400 {
+            tracing::debug!(http.status = status, latency_ms, "request completed");
+        } else {
+            // The request id as a field too: a read's span is off at `info`.
+            tracing::info!(
+                request_id = %request_id,
+                http.route = %route,
+                http.status = status,
+                latency_ms,
+                "request completed"
+            );
+        }
     });
     crate::metrics::request(&method, &route, status, took);
     if let Ok(value) = HeaderValue::from_str(&request_id) {

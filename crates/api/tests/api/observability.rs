@@ -93,3 +93,76 @@ async fn every_response_carries_a_request_id_and_a_sent_one_is_kept() {
     assert_eq!(id(&kept).as_deref(), Some("trace-me-42"));
     assert!(id(&refused).is_some_and(|v| v != "not a token"));
 }
+
+/// The api's own binary at the default level, JSON: purchases and errors
+/// are logged a line each (flushed at exit), successful reads are not —
+/// unless `api::observe=debug` asks for them.
+#[tokio::test]
+async fn purchases_and_errors_are_logged_at_info_and_reads_at_debug() {
+    for (filter, reads_logged) in [("info", false), ("info,api::observe=debug", true)] {
+        let port = test_support::free_port();
+        let log_path = std::env::temp_dir().join(format!("fs-log-{}.jsonl", uuid::Uuid::new_v4()));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let config = crate::helpers::TestConfig::active(5).set("PORT", port);
+        let mut api = std::process::Command::new(test_support::workspace_bin("api"))
+            .envs(config.vars.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", filter)
+            .env("LOG_FORMAT", "json")
+            .stdout(log)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn api");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let up = test_support::eventually(std::time::Duration::from_secs(15), || async {
+            let health = client.get(format!("{base}/api/health")).send().await.ok()?;
+            health.status().is_success().then_some(())
+        })
+        .await;
+        assert!(up.is_some(), "the api came up");
+        let status = client
+            .get(format!("{base}/api/sale/status"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(status.status(), 200);
+        let bought = client
+            .post(format!("{base}/api/purchases"))
+            .json(&serde_json::json!({"userId": "logged-buyer"}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(bought.status(), 201);
+        let missing = client
+            .get(format!("{base}/nowhere"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(missing.status(), 404);
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &api.id().to_string()])
+            .status();
+        let _ = api.wait();
+
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log_path)
+            .expect("log")
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|l: &serde_json::Value| l["message"] == "request completed")
+            .collect();
+        let logged = |status: u16| lines.iter().any(|l| l["http.status"] == status);
+        assert!(logged(201), "{filter}: the purchase is logged");
+        assert!(logged(404), "{filter}: an error answer is logged");
+        assert_eq!(
+            lines.iter().any(|l| {
+                // The route is the event's field at info, its span's at debug.
+                let route = "/api/sale/status";
+                l["http.status"] == 200
+                    && (l["http.route"] == route || l["span"]["http.route"] == route)
+            }),
+            reads_logged,
+            "{filter}: status reads logged?"
+        );
+        std::fs::remove_file(log_path).ok();
+    }
+}
