@@ -113,13 +113,8 @@ async fn purchases_and_errors_are_logged_at_info_and_reads_at_debug() {
             .spawn()
             .expect("spawn api");
         let base = format!("http://127.0.0.1:{port}");
+        crate::support::wait_until_up(&base).await;
         let client = reqwest::Client::new();
-        let up = test_support::eventually(std::time::Duration::from_secs(15), || async {
-            let health = client.get(format!("{base}/api/health")).send().await.ok()?;
-            health.status().is_success().then_some(())
-        })
-        .await;
-        assert!(up.is_some(), "the api came up");
         let status = client
             .get(format!("{base}/api/sale/status"))
             .send()
