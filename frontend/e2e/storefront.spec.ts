@@ -77,6 +77,8 @@ test('a 375 px wide phone, keyboard only: nothing overflows and Enter buys', asy
   await page.setViewportSize({ width: 375, height: 740 });
   await page.goto('/');
   await expect(page.getByText('5 of 5 left')).toBeVisible();
+  // The form appears once the shop knows how buyers are named (/api/config).
+  await expect(page.getByLabel('Your user id')).toBeVisible();
 
   await page.keyboard.press('Tab');
   await expect(page.getByLabel('Your user id')).toBeFocused();

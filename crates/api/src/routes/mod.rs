@@ -13,7 +13,7 @@ mod root;
 mod sale;
 
 use actix_governor::Governor;
-use actix_web::middleware::Condition;
+use actix_web::middleware::{from_fn, Condition};
 use utoipa_actix_web::{scope, service_config::ServiceConfig};
 
 use crate::limits::ip::IpLimit;
@@ -44,6 +44,9 @@ pub fn configure(limits: IpLimits, metrics_here: bool) -> impl FnOnce(&mut Servi
             .service(health::check)
             .service(
                 scope("/api/purchases")
+                    // Innermost: the address limits run first, so a flood
+                    // of bad tokens costs no signature checks past them.
+                    .wrap(from_fn(purchases::signed_in))
                     .wrap(governor(&limits.per_second))
                     .wrap(governor(&limits.per_10_seconds))
                     .service(purchases::create::create)

@@ -135,6 +135,20 @@ async fn every_refusal_is_explained_and_changes_nothing() {
             "Sign in to continue: send Authorization: Bearer <token>.".into()
         )
     );
+    // The token is checked before the body is read: no token is a 401
+    // whatever the body is.
+    for (content_type, body) in [("text/plain", "alice"), ("application/json", "{not json")] {
+        let answer = app.post_purchase_raw(content_type, body).await;
+        assert_eq!(
+            refusal(answer).await,
+            (
+                401,
+                realm.clone(),
+                "Sign in to continue: send Authorization: Bearer <token>.".into()
+            ),
+            "{content_type}"
+        );
+    }
     let basic = app
         .client
         .post(format!("{}/api/purchases", app.address))

@@ -72,7 +72,7 @@ pub async fn create(
     req: HttpRequest,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = buyer(&state, &req, &body).await?;
+    let user = buyer(&state, &req, &body)?;
     // Once the script has run, its purchase must be queued even if the
     // buyer hangs up (actix drops the handler of a closed connection): the
     // decision runs in a task of its own, which a dropped handler leaves
@@ -93,15 +93,11 @@ pub async fn create(
     answer(outcome, state.attempt_limit.max_attempts)
 }
 
-/// Who buys: the signed-in buyer (`BUYER_AUTH=jwt`) or the body's user.
-/// Refusals here change nothing and use no attempt: the script has not run.
-async fn buyer(state: &AppState, req: &HttpRequest, body: &Value) -> Result<UserId, ApiError> {
-    let signed_in = state
-        .auth
-        .signed_in(req)
-        .await
-        .inspect_err(|_| state.metrics.purchase(PurchaseResult::Unauthenticated))?;
-    validation::purchase_body(body, signed_in.as_ref()).map_err(|e| match e {
+/// Who buys: the signed-in buyer (`BUYER_AUTH=jwt`, verified by the
+/// routes' middleware) or the body's user. Refusals here change nothing and
+/// use no attempt: the script has not run.
+fn buyer(state: &AppState, req: &HttpRequest, body: &Value) -> Result<UserId, ApiError> {
+    validation::purchase_body(body, super::buyer_of(req).as_ref()).map_err(|e| match e {
         BodyError::Problems(problems) => {
             state.metrics.purchase(PurchaseResult::Invalid);
             ApiError::Validation(problems)
