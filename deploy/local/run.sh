@@ -56,7 +56,12 @@ if [ "$AUTH" = jwt ]; then
   DEV_IDP_PORT="$DEV_IDP_PORT" DEV_IDP_ISSUER="$idp" "$BIN/dev-idp" & pids+=($!)
   export BUYER_AUTH=jwt JWT_JWKS_URL="$idp/.well-known/jwks.json" JWT_ISSUER="$idp" \
     JWT_AUDIENCE=flash-sale BUYER_SIGN_IN_URL="$idp"
-  for _ in $(seq 100); do curl -fs "$idp/.well-known/jwks.json" >/dev/null 2>&1 && break; sleep 0.1; done
+  idp_up=
+  for _ in $(seq 100); do
+    curl -fs "$idp/.well-known/jwks.json" >/dev/null 2>&1 && { idp_up=1; break; }
+    sleep 0.1
+  done
+  [ -n "$idp_up" ] || { echo "[run] dev-idp did not answer on $idp (port taken? its log is above)" >&2; exit 1; }
 fi
 "$BIN/api" & pids+=($!)
 
