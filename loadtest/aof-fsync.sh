@@ -63,8 +63,9 @@ arm() {
   redis-cli -p "$port" hset "$META" total "$TOTAL" startsAt "$start" endsAt "$end" >/dev/null
   redis-cli -p "$port" set "$STOCK" "$TOTAL" >/dev/null
   WINDOW=("$start" "$end")
-  reply=$(redis-cli -p "$port" evalsha "$sha" 4 "$STOCK" "$BUYERS" "$PROBE" "$META" \
-    probe "$ORDER" "$USER_MAX_ATTEMPTS" "$USER_ATTEMPT_WINDOW_SECONDS" "$start" "$end")
+  # A batch of one purchase: keys stock, ledger, meta, the buyer's attempts.
+  reply=$(redis-cli -p "$port" evalsha "$sha" 4 "$STOCK" "$BUYERS" "$META" "$PROBE" \
+    "$USER_MAX_ATTEMPTS" "$USER_ATTEMPT_WINDOW_SECONDS" "$start" "$end" probe "$ORDER")
   [[ $reply == OK\|* ]] || fail "purchase.lua answered '$reply' to the probe purchase, not OK: check its KEYS/ARGV"
 }
 
@@ -100,8 +101,8 @@ run() { # policy appendonly appendfsync pipeline
   arm
   # -e prints the server's error replies: they end the run below, not in a figure.
   if ! out=$(redis-benchmark -p "$port" -n "$REQUESTS" -c "$CLIENTS" -P "$4" -r 1000000000 -q -e \
-    evalsha "$sha" 4 "$STOCK" "$BUYERS" "$ATTEMPTS" "$META" \
-    "$BUYER" "$ORDER" "$USER_MAX_ATTEMPTS" "$USER_ATTEMPT_WINDOW_SECONDS" "${WINDOW[@]}" 2>&1 | tr '\r' '\n'); then
+    evalsha "$sha" 4 "$STOCK" "$BUYERS" "$META" "$ATTEMPTS" \
+    "$USER_MAX_ATTEMPTS" "$USER_ATTEMPT_WINDOW_SECONDS" "${WINDOW[@]}" "$BUYER" "$ORDER" 2>&1 | tr '\r' '\n'); then
     fail "redis-benchmark failed ($1, pipeline $4): $(tail -3 <<<"$out")"
   fi
   if grep -m1 'Error from server' <<<"$out" >&2; then

@@ -20,12 +20,15 @@ use fred::{
 };
 
 /// A Redis call that did not give an answer we can use.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum InventoryError {
     #[error("redis call failed")]
     Redis(#[from] FredError),
     #[error(transparent)]
     Reply(#[from] ScriptReplyError),
+    /// The thread's purchase batcher is gone: the server is stopping.
+    #[error("the purchase batcher is not running")]
+    Stopping,
 }
 
 /// Limits the purchase script enforces per user.
@@ -125,34 +128,42 @@ impl Inventory {
         Ok(ArmOutcome::parse(&reply)?)
     }
 
-    /// One atomic purchase attempt for `user` under the order id `order`.
+    /// Decides a batch of purchases in one atomic script call, in order:
+    /// one outcome per `(user, order id)`, as separate calls in that order
+    /// would have decided them.
     pub async fn purchase(
         &self,
-        user: &UserId,
-        order: OrderId,
+        batch: &[(UserId, OrderId)],
         limit: AttemptLimit,
         window: &SaleWindow,
-    ) -> Result<PurchaseOutcome, InventoryError> {
-        let keys = vec![
-            self.keys.stock(),
-            self.keys.buyers(),
-            self.keys.attempts(user),
-            self.keys.meta(),
-        ];
+    ) -> Result<Vec<PurchaseOutcome>, InventoryError> {
+        let mut keys = Vec::with_capacity(3 + batch.len());
+        keys.extend([self.keys.stock(), self.keys.buyers(), self.keys.meta()]);
+        keys.extend(batch.iter().map(|(user, _)| self.keys.attempts(user)));
         let args = purchase_args(
-            user.as_str(),
-            order,
             limit.max_attempts,
             limit.window_seconds,
             window,
+            batch.iter().map(|(user, order)| (user.as_str(), *order)),
         );
-        let reply: String = timed(
+        let replies: Vec<String> = timed(
             "purchase",
             self.purchase
-                .evalsha_with_reload(self.pool.next(), keys, args.to_vec()),
+                .evalsha_with_reload(self.pool.next(), keys, args),
         )
         .await?;
-        Ok(PurchaseOutcome::parse(&reply)?)
+        if replies.len() != batch.len() {
+            return Err(ScriptReplyError(format!(
+                "{} replies to {} purchases",
+                replies.len(),
+                batch.len()
+            ))
+            .into());
+        }
+        replies
+            .iter()
+            .map(|reply| PurchaseOutcome::parse(reply).map_err(InventoryError::from))
+            .collect()
     }
 
     /// Remaining stock and Redis's clock, in one round trip.

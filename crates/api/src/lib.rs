@@ -3,6 +3,7 @@
 
 pub mod arming;
 pub mod auth;
+pub mod batch;
 pub mod clock;
 pub mod db;
 pub mod error;

@@ -15,6 +15,8 @@
 //! - `order_jobs_pushed_total`, `order_job_push_failures_total`: orders queued
 //!   (or not); `order_batches_pushed_total`: jobs carrying them (orders per
 //!   job = the first over this)
+//! - `purchase_batches_total`: purchase-script calls (purchases decided per
+//!   call = the script's outcomes in `purchases_total` over this)
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -133,6 +135,11 @@ pub fn job_pushed(ok: bool) {
 /// One job pushed (carrying one or more orders).
 pub fn batch_pushed() {
     metrics::counter!("flash_sale_order_batches_pushed_total").increment(1);
+}
+
+/// One purchase-script call (deciding one or more purchases).
+pub fn purchase_batch() {
+    metrics::counter!("flash_sale_purchase_batches_total").increment(1);
 }
 
 pub fn request(method: &str, route: &str, status: u16, took: Duration) {

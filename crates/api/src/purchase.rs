@@ -77,10 +77,8 @@ pub async fn decide(
     // The window is judged in the script, on Redis's clock: replicas whose
     // own clocks disagree still agree on whether the sale is open.
     let order_id = OrderId::new();
-    let reply = paths
-        .inventory()
-        .purchase(&user, order_id, state.attempt_limit, &state.sale.window)
-        .await?;
+    // Decided in the next batch of this thread's purchases.
+    let reply = paths.purchases.decide(user.clone(), order_id).await?;
     state.after_purchase(&reply);
     let outcome = Outcome::of_script(order_id, reply);
     if let Outcome::Confirmed { purchased_at, .. } = outcome {

@@ -7,6 +7,7 @@ use domain::PurchaseOutcome;
 use crate::{
     arming::Healer,
     auth::BuyerAuth,
+    batch::Purchases,
     db::PgPool,
     feed::SaleFeed,
     inventory::{AttemptLimit, Inventory},
@@ -24,6 +25,8 @@ use crate::{
 pub struct ThreadPaths {
     own: Inventory,
     shared: Inventory,
+    /// This thread's purchase batcher (over its own connection).
+    pub purchases: Purchases,
     pub queue: OrderQueue,
     /// This thread's last stock reading, answering status polls for 50 ms.
     pub recent: RecentReading,
@@ -77,9 +80,16 @@ impl AppState {
             tracing::warn!(%error, "no order pusher of this thread; using the shared one");
             self.queue.clone()
         });
+        let purchases = Purchases::spawn(
+            own.clone(),
+            self.inventory.clone(),
+            self.attempt_limit,
+            self.sale.window,
+        );
         ThreadPaths {
             own,
             shared: self.inventory.clone(),
+            purchases,
             queue,
             recent: Default::default(),
         }

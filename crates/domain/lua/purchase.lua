@@ -1,24 +1,29 @@
--- purchase.lua: one purchase attempt, checked and written in one atomic step.
+-- purchase.lua: a batch of purchase attempts, each checked and written in
+-- one atomic step, in the order given. One call decides every purchase an
+-- api thread gathered while its previous call was in flight; each buyer's
+-- answer is exactly the one a call of their own would have given at that
+-- point, and one buyer's refusal never affects the others.
 --
--- KEYS[1]  {sale:ID}:stock              integer, remaining stock
--- KEYS[2]  {sale:ID}:buyers             hash userId -> "orderId|purchasedAtMillis" (the ledger)
--- KEYS[3]  {sale:ID}:attempts:<userId>  per-user attempt counter
--- KEYS[4]  {sale:ID}:meta               hash: total, startsAt, endsAt, last (the
---                                       ledger's last writer: an order id)
--- ARGV[1]  userId
--- ARGV[2]  orderId, minted by the api before the call
--- ARGV[3]  maximum attempts per user in the window (0 = no limit)
--- ARGV[4]  attempt window in seconds (at least 1)
--- ARGV[5]  sale start, epoch millis (inclusive)
--- ARGV[6]  sale end, epoch millis (inclusive)
+-- KEYS[1]    {sale:ID}:stock              integer, remaining stock
+-- KEYS[2]    {sale:ID}:buyers             hash userId -> "orderId|purchasedAtMillis" (the ledger)
+-- KEYS[3]    {sale:ID}:meta               hash: total, startsAt, endsAt, last (the
+--                                         ledger's last writer: an order id)
+-- KEYS[3+i]  {sale:ID}:attempts:<userId>  the i-th purchase's attempt counter
+-- ARGV[1]    maximum attempts per user in the window (0 = no limit)
+-- ARGV[2]    attempt window in seconds (at least 1)
+-- ARGV[3]    sale start, epoch millis (inclusive)
+-- ARGV[4]    sale end, epoch millis (inclusive)
+-- ARGV[3+2i] the i-th purchase's userId
+-- ARGV[4+2i] the i-th purchase's orderId, minted by the api before the call
 --
--- Returns one of:
+-- Returns an array with one reply per purchase, in order:
 --   "OK|<purchasedAtMillis>|<stockLeft>"      stock decremented, ledger entry written
 --   "DUPLICATE|<orderId>|<purchasedAtMillis>" this user already bought: their order
+--                                             (also when they bought earlier in this batch)
 --   "SOLD_OUT|<buyers>|<nowMillis>"           no stock left; the ledger's size and
 --                                             Redis's clock, so a replica can answer
 --                                             later refusals itself until either moves
---   "TOO_MANY_ATTEMPTS"                       the user is over ARGV[3] attempts
+--   "TOO_MANY_ATTEMPTS"                       the user is over ARGV[1] attempts
 --   "NOT_ARMED"                               the sale is missing or only partly there
 --   "NOT_STARTED" / "ENDED"                   outside the window, by Redis's clock
 --
@@ -30,51 +35,76 @@
 -- PostgreSQL. The window is judged first, and the purchase time taken, on
 -- Redis's clock: one clock for every replica, however far their own clocks
 -- drift; outside the window the answer does not depend on the stock (an
--- ended sale's keys expire, PostgreSQL keeps its orders).
+-- ended sale's keys expire, PostgreSQL keeps its orders). The whole batch
+-- runs at one instant of that clock.
+local count = (#ARGV - 4) / 2
+local replies = {}
+
+local function answer_all(reply)
+  for i = 1, count do
+    replies[i] = reply
+  end
+  return replies
+end
+
 local now = redis.call('TIME')
 local millis = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if millis < tonumber(ARGV[5]) then
-  return 'NOT_STARTED'
+if millis < tonumber(ARGV[3]) then
+  return answer_all('NOT_STARTED')
 end
-if millis > tonumber(ARGV[6]) then
-  return 'ENDED'
+if millis > tonumber(ARGV[4]) then
+  return answer_all('ENDED')
 end
 
 local stock = redis.call('GET', KEYS[1])
-local total = redis.call('HGET', KEYS[4], 'total')
+local total = redis.call('HGET', KEYS[3], 'total')
 if not stock or not total then
-  return 'NOT_ARMED'
+  return answer_all('NOT_ARMED')
 end
 stock = tonumber(stock)
 local buyers = redis.call('HLEN', KEYS[2])
 if stock ~= math.max(0, tonumber(total) - buyers) then
-  return 'NOT_ARMED'
+  return answer_all('NOT_ARMED')
 end
 
-local max_attempts = tonumber(ARGV[3])
-if max_attempts > 0 then
-  local attempts = redis.call('INCR', KEYS[3])
-  if attempts == 1 then
-    redis.call('EXPIRE', KEYS[3], ARGV[4])
-  end
-  if attempts > max_attempts then
-    return 'TOO_MANY_ATTEMPTS'
-  end
-end
-
-local existing = redis.call('HGET', KEYS[2], ARGV[1])
-if existing then
-  return 'DUPLICATE|' .. existing
-end
-
-if stock <= 0 then
-  return 'SOLD_OUT|' .. buyers .. '|' .. string.format('%d', millis)
-end
-
+local max_attempts = tonumber(ARGV[1])
 local purchased_at = string.format('%d', millis)
-local left = redis.call('DECR', KEYS[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. purchased_at)
--- The ledger's last writer: a change the reconciler's counts cannot see
--- (a buyer lost in a failover, another's entry added) still changes this.
-redis.call('HSET', KEYS[4], 'last', ARGV[2])
-return 'OK|' .. purchased_at .. '|' .. left
+local sold = 0
+local last_order = nil
+for i = 1, count do
+  local user = ARGV[3 + 2 * i]
+  local order = ARGV[4 + 2 * i]
+  local over = false
+  if max_attempts > 0 then
+    local attempts = redis.call('INCR', KEYS[3 + i])
+    if attempts == 1 then
+      redis.call('EXPIRE', KEYS[3 + i], ARGV[2])
+    end
+    over = attempts > max_attempts
+  end
+  if over then
+    replies[i] = 'TOO_MANY_ATTEMPTS'
+  else
+    local existing = redis.call('HGET', KEYS[2], user)
+    if existing then
+      replies[i] = 'DUPLICATE|' .. existing
+    elseif stock <= 0 then
+      replies[i] = 'SOLD_OUT|' .. buyers .. '|' .. purchased_at
+    else
+      stock = stock - 1
+      buyers = buyers + 1
+      sold = sold + 1
+      last_order = order
+      redis.call('HSET', KEYS[2], user, order .. '|' .. purchased_at)
+      replies[i] = 'OK|' .. purchased_at .. '|' .. stock
+    end
+  end
+end
+
+if sold > 0 then
+  redis.call('DECRBY', KEYS[1], sold)
+  -- The ledger's last writer: a change the reconciler's counts cannot see
+  -- (a buyer lost in a failover, another's entry added) still changes this.
+  redis.call('HSET', KEYS[3], 'last', last_order)
+end
+return replies

@@ -205,22 +205,27 @@ pub fn arm_args(mode: ArmMode, ledger: &[(String, LedgerEntry)]) -> Vec<String> 
     args
 }
 
-/// Arguments of the purchase script (after the three keys).
-pub fn purchase_args(
-    user: &str,
-    order: OrderId,
+/// Arguments of the purchase script for a batch of `(user, order)`
+/// purchases, decided in that order (the keys are the stock, the ledger,
+/// the meta and then each purchase's attempt counter).
+pub fn purchase_args<'a>(
     max_attempts: u32,
     window_seconds: u64,
     window: &SaleWindow,
-) -> [String; 6] {
-    [
-        user.to_owned(),
-        order.to_string(),
+    purchases: impl ExactSizeIterator<Item = (&'a str, OrderId)>,
+) -> Vec<String> {
+    let mut args = Vec::with_capacity(4 + 2 * purchases.len());
+    args.extend([
         max_attempts.to_string(),
         window_seconds.to_string(),
         window.starts_at.timestamp_millis().to_string(),
         window.ends_at.timestamp_millis().to_string(),
-    ]
+    ]);
+    for (user, order) in purchases {
+        args.push(user.to_owned());
+        args.push(order.to_string());
+    }
+    args
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The api's integration tests: one binary, so linking happens once.
 
 mod arming;
+mod batches;
 mod buyer_auth;
 mod cluster;
 mod concurrency;

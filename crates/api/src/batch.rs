@@ -1,0 +1,126 @@
+//! Purchases group-committed: one purchase-script call for many buyers.
+//!
+//! Each actix worker thread has a batcher task. Purchase handlers hand it
+//! their buyer and wait for their own outcome. The batcher takes every
+//! purchase waiting (up to [`MAX_PURCHASES`] and [`MAX_BYTES`] of user ids)
+//! and decides them in one `EVALSHA`, in arrival order. A lone buyer's
+//! purchase goes out at once, alone, with no added wait; in a rush, the
+//! purchases that arrive while one call is in flight ride the next one, so
+//! Redis runs one script (and the api makes one round trip) per batch
+//! instead of one per buyer.
+//!
+//! The script decides each purchase as a call of its own would have at that
+//! point (`lua/purchase.lua`): a buyer twice in a batch gets a 201 and then
+//! a 409 with that order; one buyer's refusal never fails the others. A
+//! batch whose call fails fails every purchase in it, each with the error
+//! (503), exactly as their separate calls would have in that outage.
+
+use domain::{OrderId, PurchaseOutcome, SaleWindow, UserId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::inventory::{AttemptLimit, Inventory, InventoryError};
+
+/// The most purchases one script call decides: the call holds Redis for
+/// every other client while it runs (a few microseconds a purchase).
+pub const MAX_PURCHASES: usize = 256;
+/// The most bytes of user ids one call carries (a user id is at most 255
+/// characters, up to 1,020 bytes).
+pub const MAX_BYTES: usize = 64 * 1024;
+/// Purchases that may wait for the batcher before handlers wait to hand
+/// theirs over.
+const WAITING: usize = 8 * MAX_PURCHASES;
+
+type Reply = oneshot::Sender<Result<PurchaseOutcome, InventoryError>>;
+
+/// One purchase waiting for its batch.
+struct Waiting {
+    user: UserId,
+    order: OrderId,
+    reply: Reply,
+}
+
+/// Hands purchases to a batcher task on the runtime that made it.
+#[derive(Clone)]
+pub struct Purchases {
+    tx: mpsc::Sender<Waiting>,
+}
+
+impl Purchases {
+    /// Starts a batcher on the current runtime. Each batch goes over `own`
+    /// when it is connected, else over `shared` (the same calls, with a hop
+    /// to the threads that drive the shared pool).
+    pub fn spawn(
+        own: Inventory,
+        shared: Inventory,
+        limit: AttemptLimit,
+        window: SaleWindow,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(WAITING);
+        tokio::spawn(run(rx, own, shared, limit, window));
+        Self { tx }
+    }
+
+    /// Decides `user`'s purchase under the order id `order`, in the next
+    /// batch.
+    pub async fn decide(
+        &self,
+        user: UserId,
+        order: OrderId,
+    ) -> Result<PurchaseOutcome, InventoryError> {
+        let (reply, decided) = oneshot::channel();
+        self.tx
+            .send(Waiting { user, order, reply })
+            .await
+            .map_err(|_| InventoryError::Stopping)?;
+        decided.await.map_err(|_| InventoryError::Stopping)?
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Waiting>,
+    own: Inventory,
+    shared: Inventory,
+    limit: AttemptLimit,
+    window: SaleWindow,
+) {
+    let mut carried: Option<Waiting> = None;
+    let mut batch: Vec<(UserId, OrderId)> = Vec::with_capacity(MAX_PURCHASES);
+    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_PURCHASES);
+    loop {
+        let first = match carried.take() {
+            Some(waiting) => waiting,
+            None => match rx.recv().await {
+                Some(waiting) => waiting,
+                None => return,
+            },
+        };
+        let mut bytes = first.user.as_str().len();
+        batch.push((first.user, first.order));
+        replies.push(first.reply);
+        while batch.len() < MAX_PURCHASES {
+            let Ok(next) = rx.try_recv() else { break };
+            bytes += next.user.as_str().len();
+            if bytes > MAX_BYTES {
+                carried = Some(next);
+                break;
+            }
+            batch.push((next.user, next.order));
+            replies.push(next.reply);
+        }
+        let inventory = if own.is_connected() { &own } else { &shared };
+        crate::metrics::purchase_batch();
+        match inventory.purchase(&batch, limit, &window).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+        batch.clear();
+    }
+}
