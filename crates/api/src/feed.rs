@@ -1,10 +1,15 @@
-//! Live stock for every open storefront, at one Redis read per tick per replica.
+//! Live stock for every open storefront, encoded once and shared.
 //!
 //! A background task reads the stock every [`TICK`] into a `watch` channel;
 //! purchases answered by this replica report the stock they left at once.
-//! Each `GET /api/sale/events` stream watches the channel (no Redis call of
-//! its own) and emits a `status` event only when what it would show changed,
-//! checking the phase each second so countdowns turn active on time.
+//! One publisher task turns that into the status event every page shows:
+//! it encodes the event once (`event: status` + the `SaleStatus` JSON) and
+//! shares the bytes with every open stream through a second `watch`
+//! channel. A stock change is published at most once a [`STOCK_EVERY`]
+//! (the latest stock wins), a phase change (upcoming → active → ended, on
+//! Redis's clock) at once, and a keep-alive comment after
+//! [`KEEP_ALIVE`] without either. A stream only copies the shared bytes to
+//! its connection: no Redis call, no JSON, no timer of its own.
 //!
 //! A replica serves at most `SSE_MAX_CLIENTS` streams at once: each holds a
 //! connection, a file descriptor and a few KB, and past the cap a page is
@@ -18,10 +23,10 @@ use std::{
     time::Duration,
 };
 
-use actix_web_lab::sse;
+use actix_web::web::Bytes;
 use chrono::Utc;
 use futures::Stream;
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::{inventory::Inventory, sale::Sale, status::SaleStatus};
@@ -29,8 +34,30 @@ use crate::{inventory::Inventory, sale::Sale, status::SaleStatus};
 /// How often a replica reads the stock for its open pages.
 pub const TICK: Duration = Duration::from_millis(250);
 
-/// How often a stream re-checks the phase without a stock change.
+/// The most often a stock change is sent to the open pages.
+pub const STOCK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a stream may go without a byte before a keep-alive comment
+/// (proxies close streams idle for longer).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The most the publisher sleeps between looks at the phase.
 const PHASE_CHECK: Duration = Duration::from_secs(1);
+
+/// The first bytes of every stream: browsers reconnect after 3 s.
+const RETRY: &[u8] = b"retry: 3000\n\n";
+const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
+
+/// What every open stream sends, made once by the publisher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Frame {
+    /// `event: status` with the `SaleStatus` JSON, ready to write.
+    status: Bytes,
+    /// Which status this is (a stream sends each once).
+    status_seq: u64,
+    /// Bumped for a keep-alive comment.
+    keep_alive_seq: u64,
+}
 
 /// What the feed knows: the stock, and how far Redis's clock is ahead of
 /// this replica's (phases are judged on Redis's clock).
@@ -43,6 +70,8 @@ struct Known {
 #[derive(Clone)]
 pub struct SaleFeed {
     stock: Arc<watch::Sender<Option<Known>>>,
+    /// The published event; open streams watch it.
+    frames: Arc<watch::Sender<Option<Frame>>>,
     /// Streams open on this replica (every app has its own count; the
     /// `flash_sale_sse_clients` gauge is the process's).
     open: Arc<AtomicUsize>,
@@ -54,6 +83,7 @@ impl SaleFeed {
     pub fn new(max_clients: Option<usize>) -> Self {
         Self {
             stock: Arc::new(watch::channel(None).0),
+            frames: Arc::new(watch::channel(None).0),
             open: Arc::default(),
             max_clients,
         }
@@ -95,16 +125,18 @@ impl SaleFeed {
         crate::clock::now() + offset
     }
 
-    /// Reads the stock every [`TICK`] for as long as the process runs.
-    pub fn spawn_reader(&self, inventory: Inventory, total: u64) {
+    /// Reads the stock every [`TICK`] and publishes the status event of
+    /// `sale`, for as long as the process runs.
+    pub fn spawn_reader(&self, inventory: Inventory, sale: Sale) {
         let feed = self.clone();
+        let total = sale.total_stock;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 // Nobody watching: no Redis read.
-                if feed.stock.receiver_count() == 0 {
+                if feed.frames.receiver_count() == 0 {
                     continue;
                 }
                 if let Ok(reading) = inventory.reading().await {
@@ -117,60 +149,145 @@ impl SaleFeed {
                 }
             }
         });
+        tokio::spawn(publish(self.clone(), sale));
     }
 
     /// The event stream of one open page, or `None` (counted in
     /// `flash_sale_sse_refused_total`) when this replica has all the streams
-    /// its cap allows. It ends when `shutdown` fires, so open pages never
-    /// hold up a graceful stop (browsers reconnect to another replica by
-    /// themselves); its place is freed when it is dropped.
+    /// its cap allows: the retry interval, the current status at once, then
+    /// each status the publisher makes (and its keep-alives). It ends when
+    /// `shutdown` fires, so open pages never hold up a graceful stop
+    /// (browsers reconnect to another replica by themselves); its place is
+    /// freed when it is dropped.
     pub fn events(
         &self,
-        sale: Sale,
         shutdown: CancellationToken,
-    ) -> Option<impl Stream<Item = sse::Event> + 'static> {
+    ) -> Option<impl Stream<Item = Result<Bytes, std::convert::Infallible>> + 'static> {
         let Some(open) = OpenStream::claim(&self.open, self.max_clients) else {
             crate::metrics::sse_refused();
             return None;
         };
         let state = StreamState {
             shutdown,
-            stock: self.stock.subscribe(),
-            sale,
-            last: None,
-            phase_check: tokio::time::interval(PHASE_CHECK),
+            frames: self.frames.subscribe(),
+            sent: None,
             _open: open,
         };
-        Some(futures::stream::unfold(state, |mut state| async move {
+        let retry = futures::stream::once(async { Ok(Bytes::from_static(RETRY)) });
+        let frames = futures::stream::unfold(state, |mut state| async move {
             loop {
+                let frame = state.frames.borrow_and_update().clone();
+                if let Some(frame) = frame {
+                    match state.sent {
+                        // This status was sent: only a keep-alive may be new.
+                        Some((status, keep_alive)) if status == frame.status_seq => {
+                            if keep_alive != frame.keep_alive_seq {
+                                state.sent = Some((status, frame.keep_alive_seq));
+                                let comment = Bytes::from_static(KEEP_ALIVE_COMMENT);
+                                return Some((Ok(comment), state));
+                            }
+                        }
+                        _ => {
+                            state.sent = Some((frame.status_seq, frame.keep_alive_seq));
+                            return Some((Ok(frame.status), state));
+                        }
+                    }
+                }
                 tokio::select! {
                     _ = state.shutdown.cancelled() => return None,
-                    changed = state.stock.changed() => if changed.is_err() { return None },
-                    _ = state.phase_check.tick() => {}
+                    changed = state.frames.changed() => if changed.is_err() { return None },
                 }
-                let Some(known) = *state.stock.borrow_and_update() else {
-                    continue;
-                };
-                let redis_now = crate::clock::now() + known.clock_offset;
-                let status = SaleStatus::at(&state.sale, known.stock as i64, redis_now);
-                if state.last.as_ref() == Some(&status) {
-                    continue;
-                }
-                let json = serde_json::to_string(&status).unwrap_or_default();
-                state.last = Some(status);
-                let event = sse::Event::Data(sse::Data::new(json).event("status"));
-                return Some((event, state));
             }
-        }))
+        });
+        Some(futures::StreamExt::chain(retry, frames))
     }
+}
+
+/// Publishes the status event of `sale` as the stock and the phase change:
+/// a new phase at once, a new stock at most once a [`STOCK_EVERY`], a
+/// keep-alive after [`KEEP_ALIVE`] of neither.
+async fn publish(feed: SaleFeed, sale: Sale) {
+    let mut stock = feed.stock.subscribe();
+    let mut last: Option<(SaleStatus, Instant)> = None;
+    let mut sent_at = Instant::now();
+    let mut seq = 0u64;
+    loop {
+        let known = *stock.borrow_and_update();
+        let mut wake = Instant::now() + PHASE_CHECK;
+        if let Some(known) = known {
+            let redis_now = crate::clock::now() + known.clock_offset;
+            let status = SaleStatus::at(&sale, known.stock as i64, redis_now);
+            let due = match &last {
+                None => Some(true),
+                Some((previous, _)) if *previous == status => None,
+                Some((previous, _)) if previous.status != status.status => Some(true),
+                Some((_, at)) => Some(at.elapsed() >= STOCK_EVERY),
+            };
+            match due {
+                Some(true) => {
+                    seq += 1;
+                    let frame = Frame {
+                        status: status_event(&status),
+                        status_seq: seq,
+                        keep_alive_seq: 0,
+                    };
+                    feed.frames.send_replace(Some(frame));
+                    last = Some((status, Instant::now()));
+                    sent_at = Instant::now();
+                }
+                // A stock change sent too recently: sent when its time comes.
+                Some(false) => {
+                    if let Some((_, at)) = &last {
+                        wake = wake.min(*at + STOCK_EVERY);
+                    }
+                }
+                None => {}
+            }
+            if let Some(until) = next_phase_change(&sale, redis_now) {
+                wake = wake.min(Instant::now() + until);
+            }
+        }
+        if sent_at.elapsed() >= KEEP_ALIVE {
+            feed.frames.send_if_modified(|frame| match frame {
+                Some(frame) => {
+                    frame.keep_alive_seq += 1;
+                    true
+                }
+                None => false,
+            });
+            sent_at = Instant::now();
+        }
+        wake = wake.min(sent_at + KEEP_ALIVE);
+        tokio::select! {
+            changed = stock.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+    }
+}
+
+/// How long until the sale's phase changes, on Redis's clock (`None`: it ended).
+fn next_phase_change(sale: &Sale, redis_now: chrono::DateTime<Utc>) -> Option<Duration> {
+    let next = if redis_now < sale.window.starts_at {
+        sale.window.starts_at
+    } else if redis_now <= sale.window.ends_at {
+        sale.window.ends_at + chrono::Duration::milliseconds(1)
+    } else {
+        return None;
+    };
+    (next - redis_now).to_std().ok()
+}
+
+/// The status event's bytes, as a stream writes them.
+fn status_event(status: &SaleStatus) -> Bytes {
+    let json = serde_json::to_string(status).unwrap_or_default();
+    Bytes::from(format!("event: status\ndata: {json}\n\n"))
 }
 
 struct StreamState {
     shutdown: CancellationToken,
-    stock: watch::Receiver<Option<Known>>,
-    sale: Sale,
-    last: Option<SaleStatus>,
-    phase_check: tokio::time::Interval,
+    frames: watch::Receiver<Option<Frame>>,
+    /// The status and keep-alive last sent.
+    sent: Option<(u64, u64)>,
     _open: OpenStream,
 }
 
@@ -202,7 +319,110 @@ impl Drop for OpenStream {
 
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt;
+
     use super::*;
+
+    /// A feed publishing an active sale of 10 whose stock is `stock`.
+    fn feed_of_an_active_sale(stock: u64) -> SaleFeed {
+        let feed = SaleFeed::new(None);
+        let now = Utc::now();
+        let sale = Sale {
+            id: domain::SaleId::parse("feed-test").expect("sale id"),
+            total_stock: 10,
+            window: domain::SaleWindow {
+                starts_at: now - chrono::Duration::hours(1),
+                ends_at: now + chrono::Duration::hours(1),
+            },
+        };
+        feed.observe_reading(stock, now);
+        tokio::spawn(publish(feed.clone(), sale));
+        feed
+    }
+
+    /// The next status event of `stream` (skipping the retry line and keep-alives).
+    async fn next_status(
+        stream: &mut (impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Unpin),
+    ) -> Bytes {
+        loop {
+            let Some(Ok(bytes)) = stream.next().await else {
+                panic!("the stream ended");
+            };
+            if bytes.starts_with(b"event: status") {
+                return bytes;
+            }
+        }
+    }
+
+    fn stock_of(event: &Bytes) -> u64 {
+        let text = std::str::from_utf8(event).expect("utf-8");
+        let json = text
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("data line");
+        let status: serde_json::Value = serde_json::from_str(json).expect("json");
+        status["stockRemaining"].as_u64().expect("stock")
+    }
+
+    #[tokio::test]
+    async fn every_stream_writes_the_one_encoded_event() {
+        let feed = feed_of_an_active_sale(7);
+        let mut first = Box::pin(feed.events(CancellationToken::new()).expect("stream"));
+        let mut second = Box::pin(feed.events(CancellationToken::new()).expect("stream"));
+
+        let (a, b) = (
+            next_status(&mut first).await,
+            next_status(&mut second).await,
+        );
+
+        assert_eq!(stock_of(&a), 7);
+        assert_eq!(
+            a.as_ptr(),
+            b.as_ptr(),
+            "both streams write the same bytes, encoded once"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stock_changes_reach_a_page_at_most_once_a_second_the_latest_winning() {
+        let feed = feed_of_an_active_sale(9);
+        let mut stream = Box::pin(feed.events(CancellationToken::new()).expect("stream"));
+        assert_eq!(stock_of(&next_status(&mut stream).await), 9);
+        let started = Instant::now();
+        // Everything the page is sent in the next 3 s, as it arrives.
+        let page = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                loop {
+                    let event = next_status(&mut stream).await;
+                    seen.push((stock_of(&event), started.elapsed()));
+                }
+            })
+            .await;
+            seen
+        });
+
+        for stock in [8, 7, 6, 5] {
+            feed.observe(stock);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let seen = page.await.expect("page");
+
+        let stocks: Vec<u64> = seen.iter().map(|(stock, _)| *stock).collect();
+        assert_eq!(stocks, [5], "one update, the latest stock: {seen:?}");
+        assert!(seen[0].1 >= STOCK_EVERY, "{seen:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_stream_gets_a_keep_alive_comment() {
+        let feed = feed_of_an_active_sale(3);
+        let mut stream = Box::pin(feed.events(CancellationToken::new()).expect("stream"));
+        next_status(&mut stream).await;
+
+        let next = stream.next().await;
+
+        assert_eq!(next, Some(Ok(Bytes::from_static(KEEP_ALIVE_COMMENT))));
+    }
 
     #[test]
     fn places_are_given_up_to_the_cap_and_come_back_when_dropped() {

@@ -168,7 +168,7 @@ async fn app_state(
     let queue = OrderQueue::spawn(&settings.queue_redis, &settings.queue)
         .context("creating the queue connection")?;
     let feed = SaleFeed::new(settings.sse_max_clients);
-    feed.spawn_reader(inventory.clone(), sale.total_stock);
+    feed.spawn_reader(inventory.clone(), sale.clone());
     let stock_changes = std::sync::Arc::new(crate::recent::StockChanges::default());
     let healer = Healer::new(inventory.clone(), standing, wanted, stock_changes.clone());
     Ok(web::Data::new(AppState {

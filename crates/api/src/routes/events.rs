@@ -1,7 +1,8 @@
-use std::time::Duration;
-
-use actix_web::{get, web, Responder};
-use actix_web_lab::sse::Sse;
+use actix_web::{
+    get,
+    http::header::{CacheControl, CacheDirective, ContentEncoding},
+    web, HttpResponse,
+};
 
 use crate::{
     error::{ApiError, ErrorBody},
@@ -9,9 +10,10 @@ use crate::{
 };
 
 /// Live sale status: a `text/event-stream` of `status` events, each a
-/// `SaleStatus` JSON, sent at once and then whenever it changes. Browsers
-/// reconnect by themselves (retry 3 s); a comment every 15 s keeps proxies
-/// from closing an idle stream. A server holding as many streams as it
+/// `SaleStatus` JSON, sent at once and then whenever it changes (the stock
+/// at most once a second, a phase change at once). Browsers reconnect by
+/// themselves (retry 3 s); a comment after 15 s without an event keeps
+/// proxies from closing an idle stream. A server holding as many streams as it
 /// allows answers 503: poll `/api/sale/status` instead.
 #[utoipa::path(
     tag = "sale",
@@ -26,12 +28,15 @@ use crate::{
     )
 )]
 #[get("/api/sale/events")]
-pub async fn events(state: web::Data<AppState>) -> Result<impl Responder, ApiError> {
+pub async fn events(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stream = state
         .feed
-        .events(state.sale.clone(), state.shutdown.clone())
+        .events(state.shutdown.clone())
         .ok_or(ApiError::TooManyStreams)?;
-    Ok(Sse::from_infallible_stream(stream)
-        .with_keep_alive(Duration::from_secs(15))
-        .with_retry_duration(Duration::from_secs(3)))
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        // Each event is written as it comes: no compression to buffer it.
+        .insert_header(ContentEncoding::Identity)
+        .insert_header(CacheControl(vec![CacheDirective::NoCache]))
+        .streaming(stream))
 }
