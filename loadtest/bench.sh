@@ -5,7 +5,9 @@
 # docs/bench/latest.md (the README's figures) and loadtest/results/bench-*.json.
 #
 # Knobs: BENCH_SECONDS (5) per round, BENCH_ROUNDS (3), BENCH_CONNECTIONS
-# (64), BENCH_PORT (3310, and the next two), BENCH_REPORT (docs/bench/latest.md).
+# (64), BENCH_PORT (3310, and the next seven), BENCH_REPORT (docs/bench/latest.md),
+# BENCH_WATCHERS (10000) open storefronts while BENCH_WATCH_PURCHASES (20)
+# purchases a second go on for BENCH_WATCH_SECONDS (20).
 set -euo pipefail
 # shellcheck source=loadtest/stack.sh
 . "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
@@ -13,5 +15,8 @@ cd "$ROOT"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
 stack_services
+# Each open storefront is a socket on both ends: raise the descriptor limit
+# as far as this shell may (the apis inherit it).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 "$BIN/loadtest" bench --bin-dir "$BIN" \
   --redis-url "${REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT}" --database-url "$DATABASE_URL"

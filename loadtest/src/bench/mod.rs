@@ -8,9 +8,11 @@
 //! (the api and Redis alone), purchases with a worker persisting them live
 //! (their confirm-to-row times from PostgreSQL), purchases behind sign-in
 //! (`BUYER_AUTH=jwt`: a fresh HS256, then ES256, token per buyer, so every
-//! request pays one signature check), and purchases of a sold-out sale. Beside them: the orders persisted per second by one worker
-//! draining the first purchase rows' backlog, Redis's command time and CPU
-//! per purchase, the api's CPU per request and memory.
+//! request pays one signature check), and purchases of a sold-out sale.
+//! Beside them: the orders persisted per second by one worker draining the
+//! first purchase rows' backlog, Redis's command time and CPU per purchase,
+//! the api's CPU per request and memory, and what `BENCH_WATCHERS` open
+//! storefronts cost an api while buyers purchase (`watchers`).
 //!
 //! Writes `docs/bench/latest.md` (what the README shows) and a JSON copy
 //! under `loadtest/results/`.
@@ -20,6 +22,7 @@ mod redis_stats;
 mod report;
 mod stack;
 mod tokens;
+mod watchers;
 mod wrk;
 
 use std::{
@@ -43,6 +46,11 @@ pub struct BenchSettings {
     pub connections: u32,
     /// The first of the ports the apis listen on.
     pub port: u16,
+    /// Open storefronts on the live stream, the purchases a second made
+    /// beside them, and for how long.
+    pub watchers: usize,
+    pub watch_purchases: u32,
+    pub watch_seconds: u64,
     /// The wrk script posting a fresh user per request.
     pub purchase_script: PathBuf,
     pub markdown: PathBuf,
@@ -72,10 +80,11 @@ impl Sample {
 }
 
 /// The endpoints measured, in report order.
-pub const ENDPOINTS: [&str; 9] = [
+pub const ENDPOINTS: [&str; 10] = [
     "plaintext",
     "status",
     "purchase",
+    "purchase-lone",
     "purchase-live",
     "purchase-hs256",
     "purchase-es256",
@@ -90,12 +99,17 @@ struct Row {
     pid: u32,
     script: Option<PathBuf>,
     script_args: Vec<String>,
+    /// wrk's connections, when not the run's.
+    connections: Option<u32>,
 }
 
 /// The apis a benchmark measures (and the live one's worker).
 struct Apis {
     /// Purchases with no worker running; also `GET /` and status.
     bench: stack::Api,
+    /// A lone buyer's purchases (a sale of its own, so the no-worker
+    /// row's Redis figures count that row's purchases alone).
+    lone: stack::Api,
     /// Purchases with a worker persisting them as they come.
     live: stack::Api,
     _live_worker: stack::Service,
@@ -115,6 +129,7 @@ impl Apis {
         let port = settings.port;
         let bench = stack.api("purchase", port, 100_000_000, &[]).await?;
         let live = stack.api("live", port + 1, 100_000_000, &[]).await?;
+        let lone = stack.api("lone", port + 7, 100_000_000, &[]).await?;
         let live_worker = stack.worker(&live)?;
         let sold = stack.api("sold-out", port + 2, 1, &[]).await?;
         buy_one(&sold.base()).await?;
@@ -133,6 +148,7 @@ impl Apis {
         let info = stack.api("info", port + 5, 100_000_000, &info).await?;
         Ok(Self {
             bench,
+            lone,
             live,
             _live_worker: live_worker,
             sold,
@@ -150,6 +166,7 @@ impl Apis {
             pid: api.pid(),
             script: script.map(Path::to_path_buf),
             script_args: args,
+            connections: None,
         };
         // Each round starts at its own part of the token files: a token
         // is one buyer's first purchase, never a retry.
@@ -164,6 +181,11 @@ impl Apis {
             row(&self.bench, "/", None, vec![]),
             row(&self.bench, "/api/sale/status", None, vec![]),
             row(&self.bench, "/api/purchases", Some(purchase), vec![]),
+            // A lone buyer: one request at a time, what each one waits.
+            Row {
+                connections: Some(1),
+                ..row(&self.lone, "/api/purchases", Some(purchase), vec![])
+            },
             row(&self.live, "/api/purchases", Some(purchase), vec![]),
             row(
                 &self.hs256,
@@ -201,6 +223,15 @@ pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
     let bought = redis.buyers(&apis.bench.sale).await?;
     let bought_live = redis.buyers(&apis.live.sale).await?;
     let api_rss_mb = procfs::rss_mb(apis.bench.pid())?;
+    let watchers = {
+        let no_cap = [("SSE_MAX_CLIENTS", "0")];
+        let api = settings
+            .stack
+            .api("watch", settings.port + 6, 100_000_000, &no_cap)
+            .await?;
+        let duration = Duration::from_secs(settings.watch_seconds);
+        watchers::measure(&api, settings.watchers, settings.watch_purchases, duration).await?
+    };
     let confirm_to_row = live_rows(&orders, &apis.live, bought_live).await?;
     let persisted_per_second = drain(&settings, &orders, &apis.bench, bought).await?;
 
@@ -215,6 +246,7 @@ pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
         redis_cpu_us: rounds.redis_per_purchase.cpu * 1e6 / bought.max(1) as f64,
         confirm_to_row,
         api_rss_mb,
+        watchers,
     };
     report.write()?;
     Ok(report)
@@ -238,7 +270,8 @@ async fn rounds(
         let rows = apis.rows(&settings.purchase_script, late.path(), round - 1);
         for (i, row) in rows.iter().enumerate() {
             let redis_before = redis.counters().await?;
-            let sample = measure(row, duration, settings.connections).await?;
+            let connections = row.connections.unwrap_or(settings.connections);
+            let sample = measure(row, duration, connections).await?;
             if ENDPOINTS[i] == "purchase" {
                 let spent = redis.counters().await?.since(redis_before);
                 redis_per_purchase.command_us += spent.command_us;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use serde_json::json;
 
-use super::{BenchSettings, Sample, ENDPOINTS};
+use super::{watchers::WatchersSample, BenchSettings, Sample, ENDPOINTS};
 use crate::orders::ConfirmToRow;
 
 pub struct BenchReport {
@@ -21,6 +21,7 @@ pub struct BenchReport {
     pub redis_cpu_us: f64,
     pub confirm_to_row: ConfirmToRow,
     pub api_rss_mb: (f64, f64),
+    pub watchers: WatchersSample,
 }
 
 /// How each row is named in the table.
@@ -29,6 +30,7 @@ fn label(endpoint: &str) -> &'static str {
         "plaintext" => "`GET /` (baseline)",
         "status" => "`GET /api/sale/status`",
         "purchase" => "`POST /api/purchases`, no worker",
+        "purchase-lone" => "`POST /api/purchases`, no worker, a lone buyer (one connection, one request at a time)",
         "purchase-live" => "`POST /api/purchases`, worker persisting live",
         "purchase-hs256" => "`POST /api/purchases`, `BUYER_AUTH=jwt` HS256, a new token per buyer",
         "purchase-es256" => "`POST /api/purchases`, `BUYER_AUTH=jwt` ES256, a new token per buyer",
@@ -54,6 +56,7 @@ impl BenchReport {
         self.write_header(&mut out);
         self.write_rows(&mut out);
         self.write_figures(&mut out);
+        self.write_watchers(&mut out);
         out
     }
 
@@ -151,6 +154,37 @@ impl BenchReport {
         }
     }
 
+    fn write_watchers(&self, out: &mut String) {
+        let w = &self.watchers;
+        let _ = writeln!(
+            out,
+            "\n{} open storefronts on `GET /api/sale/events` of one api while buyers purchase at {:.1}/s, over {:.0} s:\n",
+            w.watchers, w.purchases_per_second, w.seconds
+        );
+        let _ = writeln!(out, "| watchers figure | value |\n| --- | ---: |");
+        let rows = [
+            (
+                "api CPU, share of one core",
+                format!("{:.1}%", w.api_cpu_share * 100.0),
+            ),
+            (
+                "api memory per open page",
+                format!("{:.1} KB", w.kb_per_watcher),
+            ),
+            (
+                "status events per page per second",
+                format!("{:.2}", w.events_per_watcher_second),
+            ),
+            (
+                "bytes per page per second",
+                format!("{:.0}", w.bytes_per_watcher_second),
+            ),
+        ];
+        for (figure, value) in rows {
+            let _ = writeln!(out, "| {figure} | {value} |");
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         let rows: serde_json::Map<String, serde_json::Value> = ENDPOINTS
             .iter()
@@ -182,6 +216,15 @@ impl BenchReport {
             "confirmToRowMs": {"p50": c.p50_ms, "p99": c.p99_ms, "max": c.max_ms},
             "ordersPersistedPerSecond": self.persisted_per_second,
             "apiRssMb": {"after": self.api_rss_mb.0, "peak": self.api_rss_mb.1},
+            "watchers": {
+                "pages": self.watchers.watchers,
+                "seconds": self.watchers.seconds,
+                "purchasesPerSecond": self.watchers.purchases_per_second,
+                "apiCpuShareOfACore": self.watchers.api_cpu_share,
+                "apiKbPerPage": self.watchers.kb_per_watcher,
+                "eventsPerPageSecond": self.watchers.events_per_watcher_second,
+                "bytesPerPageSecond": self.watchers.bytes_per_watcher_second,
+            },
         })
     }
 

@@ -38,7 +38,7 @@ pub fn per_request_us(cpu_seconds: f64, requests: u64) -> f64 {
 }
 
 /// Runs `wrk -t2 -c<connections> -d<seconds>s --latency [-s script] url
-/// [-- script_args]`.
+/// [-- script_args]` (one thread for one connection).
 pub async fn run(
     url: &str,
     duration: Duration,
@@ -48,7 +48,8 @@ pub async fn run(
 ) -> anyhow::Result<Run> {
     let mut command = tokio::process::Command::new("wrk");
     command
-        .args(["-t2", &format!("-c{connections}")])
+        .arg(if connections < 2 { "-t1" } else { "-t2" })
+        .arg(format!("-c{connections}"))
         .arg(format!("-d{}s", duration.as_secs()))
         .arg("--latency");
     if let Some(script) = script {

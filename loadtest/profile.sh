@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# make profile: where an api spends its CPU on purchases. Starts an api of
+# the release build (LOADTEST_BIN_DIR, as every load script) on a fresh
+# sale, sends PROFILE_SECONDS (10) of wrk purchases (fresh buyers, -t2
+# -c64) while `perf record` samples it, and writes the hottest symbols to
+# PROFILE_REPORT (docs/profile/purchase.txt): perf's own report, kept as it
+# printed. No worker runs (as in make bench's no-worker row).
+set -euo pipefail
+# shellcheck source=loadtest/stack.sh
+. "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
+cd "$ROOT"
+: "${PROFILE_SECONDS:=10}"
+: "${PROFILE_REPORT:=docs/profile/purchase.txt}"
+: "${PROFILE_PORT:=3320}"
+command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+data=$(mktemp -d)
+trap 'stack_stop; rm -rf "$data"' EXIT
+
+stack_services
+stack_api profile "$PROFILE_PORT" "STOCK_QUANTITY=100000000"
+# Warm up (connections, scripts), then sample only the measured run.
+wrk -t2 -c64 -d2s -s loadtest/purchase.lua "http://127.0.0.1:$PROFILE_PORT" >/dev/null
+perf record -q -F 999 -g -p "$STACK_API_PID" -o "$data/perf.data" -- sleep "$PROFILE_SECONDS" 2>/dev/null &
+perf_pid=$!
+sleep 0.5
+run=$(wrk -t2 -c64 -d"$((PROFILE_SECONDS - 1))s" -s loadtest/purchase.lua "http://127.0.0.1:$PROFILE_PORT")
+wait "$perf_pid"
+mkdir -p "$(dirname "$PROFILE_REPORT")"
+{
+  echo "# make profile: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (with uncommitted changes)'), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "# api: $BIN/api; wrk -t2 -c64, fresh buyers, no worker; perf record -F 999 -g for ${PROFILE_SECONDS} s"
+  echo "# wrk: $(grep -E 'Requests/sec' <<<"$run" | tr -s ' ')"
+  echo "#"
+  echo "# Self time by symbol (children not included), symbols over 0.7%:"
+  perf report -i "$data/perf.data" --no-children --sort symbol --percent-limit 0.7 --stdio -g none 2>/dev/null |
+    grep -v '^$' | grep -v '^# *$'
+  echo "#"
+  echo "# Time by crate-level area (inclusive of callees), from the call graphs:"
+  perf report -i "$data/perf.data" --children --sort symbol --percent-limit 4 --stdio -g none 2>/dev/null |
+    grep -v '^#' | grep -v '^$' | head -40
+} >"$PROFILE_REPORT"
+cat "$PROFILE_REPORT"
