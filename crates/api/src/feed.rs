@@ -5,10 +5,10 @@
 //! One publisher task turns that into the status event every page shows:
 //! it encodes the event once (`event: status` + the `SaleStatus` JSON) and
 //! shares the bytes with every open stream through a second `watch`
-//! channel. A stock change is published at most once a [`STOCK_EVERY`]
-//! (the latest stock wins), a phase change (upcoming → active → ended, on
-//! Redis's clock) at once, and a keep-alive comment after
-//! [`KEEP_ALIVE`] without either. A stream only copies the shared bytes to
+//! channel. It looks at the stock once a [`STOCK_EVERY`] (the latest stock
+//! wins; a purchase never wakes it), at a phase change (upcoming → active
+//! → ended, on Redis's clock) at its instant, and sends a keep-alive
+//! comment after [`KEEP_ALIVE`] without an event. A stream only copies the shared bytes to
 //! its connection: no Redis call, no JSON, no timer of its own.
 //!
 //! A replica serves at most `SSE_MAX_CLIENTS` streams at once: each holds a
@@ -37,12 +37,12 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// The most often a stock change is sent to the open pages.
 pub const STOCK_EVERY: Duration = Duration::from_secs(1);
 
+/// How often the publisher looks for the first stock known.
+const FIRST_LOOK: Duration = Duration::from_millis(50);
+
 /// How long a stream may go without a byte before a keep-alive comment
 /// (proxies close streams idle for longer).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// The most the publisher sleeps between looks at the phase.
-const PHASE_CHECK: Duration = Duration::from_secs(1);
 
 /// The first bytes of every stream: browsers reconnect after 3 s.
 const RETRY: &[u8] = b"retry: 3000\n\n";
@@ -203,49 +203,32 @@ impl SaleFeed {
     }
 }
 
-/// Publishes the status event of `sale` as the stock and the phase change:
-/// a new phase at once, a new stock at most once a [`STOCK_EVERY`], a
-/// keep-alive after [`KEEP_ALIVE`] of neither.
+/// Publishes the status event of `sale`: looks at the stock once a
+/// [`STOCK_EVERY`] and at the instant of each phase change, and sends the
+/// status when it differs from the last one sent; a keep-alive after
+/// [`KEEP_ALIVE`] without one. A purchase never wakes it (that was a
+/// thread switch per purchase): it only stores the stock it left.
 async fn publish(feed: SaleFeed, sale: Sale) {
-    let mut stock = feed.stock.subscribe();
-    let mut last: Option<(SaleStatus, Instant)> = None;
+    let mut last: Option<SaleStatus> = None;
     let mut sent_at = Instant::now();
     let mut seq = 0u64;
     loop {
-        let known = *stock.borrow_and_update();
-        let mut wake = Instant::now() + PHASE_CHECK;
+        let mut phase_change = None;
+        let known = *feed.stock.borrow();
         if let Some(known) = known {
             let redis_now = crate::clock::now() + known.clock_offset;
             let status = SaleStatus::at(&sale, known.stock as i64, redis_now);
-            let due = match &last {
-                None => Some(true),
-                Some((previous, _)) if *previous == status => None,
-                Some((previous, _)) if previous.status != status.status => Some(true),
-                Some((_, at)) => Some(at.elapsed() >= STOCK_EVERY),
-            };
-            match due {
-                Some(true) => {
-                    seq += 1;
-                    let frame = Frame {
-                        status: status_event(&status),
-                        status_seq: seq,
-                        keep_alive_seq: 0,
-                    };
-                    feed.frames.send_replace(Some(frame));
-                    last = Some((status, Instant::now()));
-                    sent_at = Instant::now();
-                }
-                // A stock change sent too recently: sent when its time comes.
-                Some(false) => {
-                    if let Some((_, at)) = &last {
-                        wake = wake.min(*at + STOCK_EVERY);
-                    }
-                }
-                None => {}
+            if last.as_ref() != Some(&status) {
+                seq += 1;
+                feed.frames.send_replace(Some(Frame {
+                    status: status_event(&status),
+                    status_seq: seq,
+                    keep_alive_seq: 0,
+                }));
+                last = Some(status);
+                sent_at = Instant::now();
             }
-            if let Some(until) = next_phase_change(&sale, redis_now) {
-                wake = wake.min(Instant::now() + until);
-            }
+            phase_change = next_phase_change(&sale, redis_now);
         }
         if sent_at.elapsed() >= KEEP_ALIVE {
             feed.frames.send_if_modified(|frame| match frame {
@@ -257,11 +240,15 @@ async fn publish(feed: SaleFeed, sale: Sale) {
             });
             sent_at = Instant::now();
         }
-        wake = wake.min(sent_at + KEEP_ALIVE);
-        tokio::select! {
-            changed = stock.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep_until(wake) => {}
-        }
+        // Until the first status is out, look often: a page opening on a
+        // fresh replica gets it as soon as the first reading is in.
+        let every = if last.is_none() {
+            FIRST_LOOK
+        } else {
+            STOCK_EVERY
+        };
+        let wake = phase_change.map_or(every, |until| until.min(every));
+        tokio::time::sleep(wake).await;
     }
 }
 

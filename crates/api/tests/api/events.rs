@@ -22,6 +22,18 @@ async fn status_events(
     count: usize,
     during: impl std::future::Future<Output = ()>,
 ) -> Vec<Value> {
+    let (first, _) = tokio::sync::oneshot::channel();
+    status_events_then(app, count, first, during).await
+}
+
+/// [`status_events`], telling `first` when the first event arrived.
+async fn status_events_then(
+    app: &TestApp,
+    count: usize,
+    first: tokio::sync::oneshot::Sender<()>,
+    during: impl std::future::Future<Output = ()>,
+) -> Vec<Value> {
+    let mut first = Some(first);
     let response = open_stream(app).await;
     assert!(response.headers()["content-type"]
         .to_str()
@@ -43,6 +55,9 @@ async fn status_events(
                         if block.contains("event: status") {
                             let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
                             events.push(serde_json::from_str(data).expect("json data"));
+                            if let Some(first) = first.take() {
+                                let _ = first.send(());
+                            }
                         }
                     }
                 }
@@ -59,12 +74,13 @@ async fn status_events(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_sends_the_status_at_once_then_each_purchase() {
     let app = spawn_app_with(TestConfig::active(5)).await;
-
+    // Buys once the page has its first event.
+    let (shown, first_shown) = tokio::sync::oneshot::channel::<()>();
     let buy = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = first_shown.await;
         assert_eq!(app.purchase("live-1").await.status(), 201);
     };
-    let events = status_events(&app, 2, buy).await;
+    let events = status_events_then(&app, 2, shown, buy).await;
 
     assert_eq!(events[0]["status"], "active");
     assert_eq!(events[0]["stockRemaining"], 5);
