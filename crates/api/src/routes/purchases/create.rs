@@ -65,7 +65,7 @@ pub struct PurchaseConfirmed {
     security((), ("bearer" = []))
 )]
 #[post("")]
-#[tracing::instrument(name = "purchase", skip_all, fields(order.id))]
+#[tracing::instrument(name = "purchase", level = "debug", skip_all, fields(order.id))]
 pub async fn create(
     state: web::Data<AppState>,
     paths: web::Data<ThreadPaths>,
