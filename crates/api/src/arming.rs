@@ -28,7 +28,7 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArmError {
-    #[error("redis")]
+    #[error("Redis did not answer the arming script")]
     Redis(#[from] InventoryError),
     #[error("the sale is missing from Redis and PostgreSQL cannot be asked which orders it has")]
     Database(#[source] anyhow::Error),

@@ -15,10 +15,13 @@
 //! batch whose call fails fails every purchase in it, each with the error
 //! (503), exactly as their separate calls would have in that outage.
 
-use domain::{OrderId, PurchaseOutcome, SaleWindow, UserId};
+use domain::{OrderId, PurchaseOutcome, UserId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::inventory::{AttemptLimit, Inventory, InventoryError};
+use crate::{
+    inventory::{AttemptLimit, Inventory, InventoryError},
+    sale::ArmedSale,
+};
 
 /// The most purchases one script call decides: the call holds Redis for
 /// every other client while it runs (a few microseconds a purchase).
@@ -48,15 +51,11 @@ pub struct Purchases {
 impl Purchases {
     /// Starts a batcher on the current runtime. Each batch goes over `own`
     /// when it is connected, else over `shared` (the same calls, with a hop
-    /// to the threads that drive the shared pool).
-    pub fn spawn(
-        own: Inventory,
-        shared: Inventory,
-        limit: AttemptLimit,
-        window: SaleWindow,
-    ) -> Self {
+    /// to the threads that drive the shared pool). Until `sale` is armed
+    /// every purchase is answered `NotArmed`.
+    pub fn spawn(own: Inventory, shared: Inventory, limit: AttemptLimit, sale: ArmedSale) -> Self {
         let (tx, rx) = mpsc::channel(WAITING);
-        tokio::spawn(run(rx, own, shared, limit, window));
+        tokio::spawn(run(rx, own, shared, limit, sale));
         Self { tx }
     }
 
@@ -81,7 +80,7 @@ async fn run(
     own: Inventory,
     shared: Inventory,
     limit: AttemptLimit,
-    window: SaleWindow,
+    sale: ArmedSale,
 ) {
     let mut carried: Option<Waiting> = None;
     let mut batch: Vec<(UserId, OrderId)> = Vec::with_capacity(MAX_PURCHASES);
@@ -108,8 +107,14 @@ async fn run(
             replies.push(next.reply);
         }
         let inventory = if own.is_connected() { &own } else { &shared };
-        crate::metrics::purchase_batch();
-        match inventory.purchase(&batch, limit, &window).await {
+        let decided = match sale.get() {
+            Some(sale) => {
+                crate::metrics::purchase_batch();
+                inventory.purchase(&batch, limit, &sale.window).await
+            }
+            None => Ok(vec![PurchaseOutcome::NotArmed; batch.len()]),
+        };
+        match decided {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));

@@ -73,6 +73,23 @@ impl Inventory {
         Ok(inventory)
     }
 
+    /// Builds the pool and connects in the background: Redis may come up
+    /// later (the client keeps trying, as after an outage), and calls made
+    /// meanwhile fail after the command timeout. Only a malformed URL
+    /// fails here. Scripts are loaded by their first call (NOSCRIPT).
+    pub fn start(redis: &RedisConfig, pool_size: usize, keys: SaleKeys) -> Result<Self, FredError> {
+        let pool = domain::inventory_redis::patient_builder(redis)?.build_pool(pool_size)?;
+        drop(pool.connect_pool());
+        Ok(Self {
+            redis: redis.clone(),
+            pool,
+            keys,
+            purchase: Script::from_lua(PURCHASE_LUA),
+            arm: Script::from_lua(ARM_LUA),
+            reading: Script::from_lua(READING_LUA),
+        })
+    }
+
     /// The same inventory over one connection of its own, driven by the
     /// calling thread's runtime (an actix worker's): its calls then never
     /// hop to the threads that drive the shared pool and back. Connects in
@@ -81,12 +98,21 @@ impl Inventory {
     /// knows the slots, hence [`Self::is_connected`]). The scripts are on
     /// the server already.
     pub fn on_this_thread(&self) -> Result<Self, FredError> {
-        let pool = domain::inventory_redis::builder(&self.redis)?.build_pool(1)?;
+        let pool = domain::inventory_redis::patient_builder(&self.redis)?.build_pool(1)?;
         drop(pool.connect_pool());
         Ok(Self {
             pool,
             ..self.clone()
         })
+    }
+
+    /// Waits up to `limit` for every connection of the pool (on a cluster:
+    /// until it knows the slots); whether they are up.
+    pub async fn wait_connected(&self, limit: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(limit, self.pool.wait_for_connect()).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Whether its connection is up (a thread's own connection is not, for

@@ -71,7 +71,10 @@ pub async fn decide(
     paths: &ThreadPaths,
     user: UserId,
 ) -> Result<Outcome, InventoryError> {
-    if let Some(answer) = state.sold_out.answer(&user, &state.sale.window) {
+    let Some(sale) = state.sale.get() else {
+        return Ok(Outcome::NotArmed);
+    };
+    if let Some(answer) = state.sold_out.answer(&user, &sale.window) {
         return Ok(answer.into());
     }
     // The window is judged in the script, on Redis's clock: replicas whose
@@ -103,7 +106,7 @@ async fn queue_order(
 ) {
     let order = PersistOrder {
         order_id,
-        sale_id: state.sale.id.clone(),
+        sale_id: state.sale_id.clone(),
         user_id,
         purchased_at,
     };

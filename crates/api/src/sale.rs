@@ -9,3 +9,21 @@ pub struct Sale {
     pub total_stock: u64,
     pub window: SaleWindow,
 }
+
+/// The sale once this replica has reached Redis and made sure it is whole
+/// (empty until then: the api starts before its dependencies and answers
+/// 503 meanwhile). Set once; shared by every thread.
+#[derive(Debug, Clone, Default)]
+pub struct ArmedSale(std::sync::Arc<std::sync::OnceLock<Sale>>);
+
+impl ArmedSale {
+    /// The sale, if armed yet.
+    pub fn get(&self) -> Option<&Sale> {
+        self.0.get()
+    }
+
+    /// Records the armed sale (the first one recorded stays).
+    pub fn set(&self, sale: Sale) {
+        let _ = self.0.set(sale);
+    }
+}

@@ -29,6 +29,7 @@ use crate::{
     openapi::ApiDoc,
     queue::OrderQueue,
     routes::{self, IpLimits},
+    sale::ArmedSale,
     settings::Settings,
     state::AppState,
 };
@@ -74,8 +75,9 @@ impl Stopper {
 }
 
 impl Application {
-    /// Connects to Redis, arms the sale (unless armed already) and binds the
-    /// HTTP listener. `settings.port = 0` picks a free port (tests).
+    /// Connects to Redis, arms the sale (unless armed already; in the
+    /// background if Redis or PostgreSQL cannot be reached yet) and binds
+    /// the HTTP listener. `settings.port = 0` picks a free port (tests).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::metrics::handle();
         let shutdown = CancellationToken::new();
@@ -138,7 +140,11 @@ impl Application {
     }
 }
 
-/// Redis reached, the sale armed, and everything the handlers share.
+/// Everything the handlers share. The sale is armed here if Redis (and,
+/// for a sale Redis does not hold, PostgreSQL) answer; else the api starts
+/// anyway, answers 503 and fails readiness, and arms the sale in the
+/// background as soon as they do: started before its dependencies, it
+/// serves without a restart.
 async fn app_state(
     settings: &Settings,
     shutdown: CancellationToken,
@@ -147,9 +153,8 @@ async fn app_state(
         .await
         .context("loading the keys that verify buyer tokens")?;
     let keys = SaleKeys::new(&settings.sale.id);
-    let inventory = Inventory::connect(&settings.redis, settings.redis_pool_size, keys)
-        .await
-        .with_context(|| format!("connecting to Redis at {}", redacted(&settings.redis.url)))?;
+    let inventory = Inventory::start(&settings.redis, settings.redis_pool_size, keys)
+        .with_context(|| format!("configuring Redis at {}", redacted(&settings.redis.url)))?;
     let db = db::pool(&settings.database);
     let wanted = Wanted {
         id: settings.sale.id.clone(),
@@ -162,17 +167,34 @@ async fn app_state(
             .context("creating the queue connection")?,
         queue_name: settings.queue.clone(),
     };
-    let sale = arming::ensure_armed(&inventory, &standing, &wanted)
-        .await
-        .context("arming the sale")?;
     let queue = OrderQueue::spawn(&settings.queue_redis, &settings.queue)
         .context("creating the queue connection")?;
     let feed = SaleFeed::new(settings.sse_max_clients);
-    feed.spawn_reader(inventory.clone(), sale.clone());
+    let sale = ArmedSale::default();
+    let arming = Arming {
+        inventory: inventory.clone(),
+        standing: standing.clone(),
+        wanted: wanted.clone(),
+        sale: sale.clone(),
+        feed: feed.clone(),
+    };
+    // Redis up: arm now, before listening (a cluster needs its slots first).
+    inventory
+        .wait_connected(settings.redis.command_timeout)
+        .await;
+    if let Err(error) = arming.once().await {
+        tracing::warn!(
+            error = domain::telemetry::chain(&error),
+            "the sale cannot be armed yet; answering 503 (and not ready) until it is, retrying every {} ms",
+            ARM_RETRY.as_millis()
+        );
+        tokio::spawn(arming.until_armed());
+    }
     let stock_changes = std::sync::Arc::new(crate::recent::StockChanges::default());
     let healer = Healer::new(inventory.clone(), standing, wanted, stock_changes.clone());
     Ok(web::Data::new(AppState {
-        metrics: crate::metrics::SaleMetrics::new(sale.id.as_str()),
+        metrics: crate::metrics::SaleMetrics::new(settings.sale.id.as_str()),
+        sale_id: settings.sale.id.clone(),
         sale,
         inventory,
         queue,
@@ -192,6 +214,51 @@ async fn app_state(
             AuthSettings::Open => None,
         },
     }))
+}
+
+/// How often a replica whose sale is not armed yet tries again.
+const ARM_RETRY: Duration = Duration::from_millis(250);
+
+/// Arming the sale at start, again and again until Redis and PostgreSQL let it.
+struct Arming {
+    inventory: Inventory,
+    standing: arming::Standing,
+    wanted: Wanted,
+    sale: ArmedSale,
+    feed: SaleFeed,
+}
+
+impl Arming {
+    /// One attempt; once armed, the sale is served (and fed to live pages).
+    async fn once(&self) -> Result<(), arming::ArmError> {
+        let sale = arming::ensure_armed(&self.inventory, &self.standing, &self.wanted).await?;
+        self.feed.spawn_reader(self.inventory.clone(), sale.clone());
+        self.sale.set(sale);
+        Ok(())
+    }
+
+    /// Attempts every [`ARM_RETRY`] until one arms the sale; says why it
+    /// cannot every 10 s meanwhile.
+    async fn until_armed(self) {
+        let mut said = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(ARM_RETRY).await;
+            match self.once().await {
+                Ok(()) => {
+                    tracing::info!(sale.id = %self.wanted.id, "sale armed; serving purchases");
+                    return;
+                }
+                Err(error) if said.elapsed() >= Duration::from_secs(10) => {
+                    said = std::time::Instant::now();
+                    tracing::warn!(
+                        error = domain::telemetry::chain(&error),
+                        "the sale still cannot be armed; answering 503"
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+    }
 }
 
 /// `/metrics` alone on `host:port`: Prometheus scrapes it there while the

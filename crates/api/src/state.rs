@@ -14,7 +14,7 @@ use crate::{
     metrics::SaleMetrics,
     queue::OrderQueue,
     recent::{RecentReading, StockChanges},
-    sale::Sale,
+    sale::{ArmedSale, Sale},
     soldout::SoldOut,
 };
 
@@ -44,7 +44,11 @@ impl ThreadPaths {
 }
 
 pub struct AppState {
-    pub sale: Sale,
+    /// The sale's id, as configured.
+    pub sale_id: domain::SaleId,
+    /// The sale as armed in Redis; empty until this replica has armed it
+    /// (it starts before its dependencies and answers 503 until then).
+    pub sale: ArmedSale,
     pub inventory: Inventory,
     pub queue: OrderQueue,
     pub db: PgPool,
@@ -69,6 +73,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The armed sale, or the 503 every request gets until it is armed.
+    pub fn armed(&self) -> Result<&Sale, crate::error::ApiError> {
+        self.sale.get().ok_or(crate::error::ApiError::NotArmed)
+    }
+
     /// This thread's own paths; the shared ones if they cannot be made
     /// (they work the same, only with the hop between threads).
     pub fn on_this_thread(&self) -> ThreadPaths {
@@ -84,7 +93,7 @@ impl AppState {
             own.clone(),
             self.inventory.clone(),
             self.attempt_limit,
-            self.sale.window,
+            self.sale.clone(),
         );
         ThreadPaths {
             own,
@@ -106,9 +115,9 @@ impl AppState {
                 self.stock_changes.seen();
                 self.metrics.stock(stock_left);
                 self.feed.observe(stock_left);
-                if stock_left == 0 {
+                if let (0, Some(sale)) = (stock_left, self.sale.get()) {
                     // The last unit: every buyer is in the ledger now.
-                    let buyers = self.sale.total_stock;
+                    let buyers = sale.total_stock;
                     self.sold_out.seen(&self.inventory, buyers, purchased_at);
                 }
             }
@@ -120,7 +129,7 @@ impl AppState {
             }
             PurchaseOutcome::NotArmed => {
                 self.stock_changes.seen();
-                tracing::error!(sale.id = %self.sale.id, "sale missing or partly lost in redis; re-arming");
+                tracing::error!(sale.id = %self.sale_id, "sale missing or partly lost in redis; re-arming");
                 self.healer.heal();
             }
             PurchaseOutcome::Duplicate(_)

@@ -13,9 +13,22 @@ use crate::config::RedisConfig;
 
 /// A builder with bounded command and connect times, one attempt per
 /// command (a caller decides about retries) and reconnection forever with
-/// backoff, so an outage turns into fast errors and heals by itself.
+/// backoff, so an outage turns into fast errors and heals by itself. The
+/// first connection fails at once if Redis is down (see [`patient_builder`]).
 pub fn builder(redis: &RedisConfig) -> Result<Builder, Error> {
-    let config = Config::from_url(&redis.url)?;
+    builder_with(redis, true)
+}
+
+/// [`builder`], whose client also keeps trying when Redis is down at its
+/// first connection: a service that starts before Redis connects when
+/// Redis comes up, like after an outage.
+pub fn patient_builder(redis: &RedisConfig) -> Result<Builder, Error> {
+    builder_with(redis, false)
+}
+
+fn builder_with(redis: &RedisConfig, fail_fast: bool) -> Result<Builder, Error> {
+    let mut config = Config::from_url(&redis.url)?;
+    config.fail_fast = fail_fast;
     let timeout = redis.command_timeout;
     let mut builder = Builder::from_config(config);
     builder

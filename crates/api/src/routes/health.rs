@@ -59,6 +59,10 @@ pub struct Services {
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     status: Overall,
+    /// `armed`: this replica serves the sale; `arming`: it started before
+    /// Redis or PostgreSQL could arm it, answers 503 and is not ready.
+    #[schema(example = "armed")]
+    sale: &'static str,
     #[schema(example = "2026-03-01T10:00:00.000Z")]
     timestamp: String,
     services: Services,
@@ -70,19 +74,22 @@ pub struct Health {
     tag = "server",
     responses(
         (status = 200, description = "Redis up; status ok or degraded", body = Health),
-        (status = 503, description = "Redis down", body = Health),
+        (status = 503, description = "Redis down, or the sale not armed yet (`sale: arming`)", body = Health),
     )
 )]
 #[get("/api/health")]
 pub async fn check(state: web::Data<AppState>) -> HttpResponse {
     let (redis, database) = futures::join!(redis_probe(&state), database_probe(&state));
+    let armed = state.sale.get().is_some();
     let (status, mut response) = match (redis.status, database.status) {
+        (Up::Up, _) if !armed => (Overall::Down, HttpResponse::ServiceUnavailable()),
         (Up::Up, Up::Up) => (Overall::Ok, HttpResponse::Ok()),
         (Up::Up, Up::Down) => (Overall::Degraded, HttpResponse::Ok()),
         (Up::Down, _) => (Overall::Down, HttpResponse::ServiceUnavailable()),
     };
     response.json(Health {
         status,
+        sale: if armed { "armed" } else { "arming" },
         timestamp: iso_millis(Utc::now()),
         services: Services { redis, database },
     })

@@ -23,7 +23,7 @@ pub async fn info(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(ServerInfo {
         name: "flash-sale-api",
         version: env!("CARGO_PKG_VERSION"),
-        sale_id: state.sale.id.to_string(),
+        sale_id: state.sale_id.to_string(),
     })
 }
 

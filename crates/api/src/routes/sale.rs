@@ -23,6 +23,7 @@ pub async fn status(
     state: web::Data<AppState>,
     paths: web::Data<ThreadPaths>,
 ) -> Result<HttpResponse, ApiError> {
+    let sale = state.armed()?;
     let changes = state.stock_changes.current();
     let reading = match paths.recent.fresh(changes) {
         Some(reading) => reading,
@@ -41,14 +42,14 @@ pub async fn status(
         Some(stock) => stock,
         // An ended sale's keys expire after a retention (PostgreSQL keeps
         // its orders): nothing is left to sell, so nothing is re-armed.
-        None if reading.now > state.sale.window.ends_at => 0,
+        None if reading.now > sale.window.ends_at => 0,
         None => {
             state.healer.heal();
             return Err(ApiError::NotArmed);
         }
     };
     // The phase on Redis's clock: the one the purchase script judges by.
-    let status = SaleStatus::at(&state.sale, stock, reading.now);
+    let status = SaleStatus::at(sale, stock, reading.now);
     state.metrics.stock(status.stock_remaining);
     state
         .feed

@@ -4,6 +4,7 @@
 use api::{
     batch::{Purchases, MAX_BYTES},
     inventory::{AttemptLimit, Inventory},
+    sale::{ArmedSale, Sale},
     Settings,
 };
 use domain::{LedgerEntry, OrderId, PurchaseOutcome, SaleKeys, UserId};
@@ -23,7 +24,13 @@ async fn armed(stock: u64, max_attempts: u32) -> (TestApp, Purchases) {
         max_attempts,
         window_seconds: 60,
     };
-    let purchases = Purchases::spawn(inventory.clone(), inventory, limit, settings.sale.window);
+    let sale = ArmedSale::default();
+    sale.set(Sale {
+        id: app.config.sale_id(),
+        total_stock: stock,
+        window: settings.sale.window,
+    });
+    let purchases = Purchases::spawn(inventory.clone(), inventory, limit, sale);
     (app, purchases)
 }
 

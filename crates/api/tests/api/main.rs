@@ -19,6 +19,7 @@ mod persistence;
 mod purchases;
 mod redis_cluster;
 mod sale_status;
+mod start_order;
 mod stream_cap;
 mod support;
 mod user_ids;

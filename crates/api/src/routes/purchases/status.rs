@@ -73,14 +73,15 @@ pub async fn mine(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
 }
 
 async fn answer(state: &AppState, user: UserId) -> Result<HttpResponse, ApiError> {
+    let sale = state.armed()?;
     let mut entry = state
         .inventory
         .ledger_entry(&user)
         .await
         .inspect_err(|e| tracing::error!(error = ?e, "reading the ledger failed"))?;
-    if entry.is_none() && crate::clock::now() > state.sale.window.ends_at {
+    if entry.is_none() && crate::clock::now() > sale.window.ends_at {
         // An ended sale's ledger expires after a retention; its orders stay.
-        entry = crate::db::order_of(&state.db, &state.sale.id, &user)
+        entry = crate::db::order_of(&state.db, &sale.id, &user)
             .await
             .map_err(ApiError::Database)?;
     } else if entry.is_none() && state.inventory.reading().await?.stock.is_none() {
