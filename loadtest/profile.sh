@@ -17,10 +17,21 @@ cd "$ROOT"
 command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 data=$(mktemp -d)
-trap 'stack_stop; rm -rf "$data"' EXIT
+# The run's sale and queue go when it ends (jobs no worker drains would
+# stay in the shared Redis for good).
+cleanup() {
+  stack_stop
+  rm -rf "$data"
+  local redis="redis://${REDIS_HOST:-localhost}:${REDIS_PORT:-6379}"
+  for pattern in "loadtest:$RUN_ID:*" "{sale:load-profile-$RUN_ID}*"; do
+    redis-cli -u "$redis" --scan --pattern "$pattern" | xargs -r -n 2000 redis-cli -u "$redis" del >/dev/null
+  done
+}
+trap cleanup EXIT
 
 stack_services
-stack_api profile "$PROFILE_PORT" "STOCK_QUANTITY=100000000"
+# No per-user limit, as in make bench (each buyer buys once anyway).
+stack_api profile "$PROFILE_PORT" "STOCK_QUANTITY=100000000" "USER_MAX_ATTEMPTS=0"
 # Warm up (connections, scripts), then sample only the measured run.
 wrk -t2 -c64 -d2s -s loadtest/purchase.lua "http://127.0.0.1:$PROFILE_PORT" >/dev/null
 perf record -q -F 999 -p "$STACK_API_PID" -o "$data/perf.data" -- sleep "$PROFILE_SECONDS" 2>/dev/null &

@@ -57,15 +57,6 @@ pub struct BenchSettings {
     pub results: PathBuf,
 }
 
-impl BenchSettings {
-    /// New buyers' tokens a round may need: its seconds at [`tokens::MAX_RATE`].
-    fn tokens_per_round(&self) -> usize {
-        usize::try_from(self.seconds)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(tokens::MAX_RATE)
-    }
-}
-
 /// One endpoint's round: wrk's figures and the api's CPU over it.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -136,7 +127,8 @@ impl Apis {
         let script = settings
             .purchase_script
             .with_file_name("token-purchase.lua");
-        let tokens = tokens::Tokens::write(settings.rounds, settings.tokens_per_round(), script)?;
+        let seconds = usize::try_from(settings.seconds).unwrap_or(usize::MAX);
+        let tokens = tokens::Tokens::write(settings.rounds, seconds, script)?;
         let mut jwt = tokens.api_vars();
         jwt.push(("JWT_SECRET", tokens::SECRET));
         let hs256 = stack.api("hs256", port + 3, 100_000_000, &jwt).await?;
@@ -170,11 +162,8 @@ impl Apis {
         };
         // Each round starts at its own part of the token files: a token
         // is one buyer's first purchase, never a retry.
-        let tokens = |file: &Path| {
-            vec![
-                file.display().to_string(),
-                (round * self.tokens.per_round).to_string(),
-            ]
+        let tokens = |file: &Path, per_round: usize| {
+            vec![file.display().to_string(), (round * per_round).to_string()]
         };
         let script = Some(self.tokens.script.as_path());
         vec![
@@ -191,13 +180,13 @@ impl Apis {
                 &self.hs256,
                 "/api/purchases",
                 script,
-                tokens(self.tokens.hs256.path()),
+                tokens(self.tokens.hs256.path(), self.tokens.per_round.0),
             ),
             row(
                 &self.es256,
                 "/api/purchases",
                 script,
-                tokens(self.tokens.es256.path()),
+                tokens(self.tokens.es256.path(), self.tokens.per_round.1),
             ),
             row(&self.sold, "/api/purchases", Some(late), vec![]),
             row(&self.info, "/api/sale/status", None, vec![]),

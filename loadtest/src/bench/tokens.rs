@@ -13,10 +13,12 @@ pub const SECRET: &str = "bench-secret-of-at-least-thirty-two-bytes";
 const ISSUER: &str = "https://bench.flash-sale.invalid";
 const AUDIENCE: &str = "flash-sale";
 
-/// The fastest purchase rate a token file is sized for; a round sending
-/// more would reuse tokens (cache hits and 409s), and the report would show
-/// the 409s among its answers not 2xx.
-pub const MAX_RATE: usize = 25_000;
+/// The fastest purchase rates the token files are sized for (HS256 checks
+/// are cheap, ES256 ones are not); a round sending more would reuse tokens
+/// (cache hits and 409s), and the report would show the 409s among its
+/// answers not 2xx.
+pub const MAX_RATE_HS256: usize = 60_000;
+pub const MAX_RATE_ES256: usize = 15_000;
 
 pub struct Tokens {
     pub hs256: TempPath,
@@ -24,19 +26,22 @@ pub struct Tokens {
     pub es256_public_key: TempPath,
     /// The wrk script that sends them (`loadtest/token-purchase.lua`).
     pub script: PathBuf,
-    pub per_round: usize,
+    /// Tokens per round: HS256, ES256.
+    pub per_round: (usize, usize),
 }
 
 impl Tokens {
-    /// `rounds` rounds' worth of tokens for each mode, `per_round` each.
-    pub fn write(rounds: usize, per_round: usize, script: PathBuf) -> anyhow::Result<Self> {
-        let count = per_round * rounds;
-        println!("[bench] signing {count} HS256 and {count} ES256 buyer tokens");
+    /// `rounds` rounds of `seconds` worth of tokens for each mode, at its
+    /// [`MAX_RATE_HS256`] / [`MAX_RATE_ES256`].
+    pub fn write(rounds: usize, seconds: usize, script: PathBuf) -> anyhow::Result<Self> {
+        let per_round = (seconds * MAX_RATE_HS256, seconds * MAX_RATE_ES256);
+        let (hs_count, es_count) = (per_round.0 * rounds, per_round.1 * rounds);
+        println!("[bench] signing {hs_count} HS256 and {es_count} ES256 buyer tokens");
         let hs = SigningKey::hs256(SECRET)?;
         let es = SigningKey::es256("bench-es256")?;
         let (hs256, es256) = std::thread::scope(|scope| {
-            let hs = scope.spawn(|| sign_all(&hs, "hs", count));
-            let es = sign_all(&es, "es", count);
+            let hs = scope.spawn(|| sign_all(&hs, "hs", hs_count));
+            let es = sign_all(&es, "es", es_count);
             (hs.join(), es)
         });
         let hs256 = hs256.map_err(|_| anyhow::anyhow!("the signing thread panicked"))??;
