@@ -173,8 +173,19 @@ impl Reconciler {
         Ok(pass)
     }
 
-    /// The sales with a ledger or a meta; on a cluster, every primary is scanned.
+    /// The sales with a ledger or a meta; on a cluster, every primary is
+    /// scanned. `RECONCILE_SALES` naming one sale (no glob) is looked up
+    /// directly: a SCAN walks the whole keyspace (every job key of every
+    /// queue too), and a pass every few seconds made that a steady cost.
     async fn sales(&self) -> Result<Vec<SaleId>, fred::error::Error> {
+        let named = &self.settings.sales;
+        if !named.contains(['*', '?', '[', ']', '\\']) {
+            if let Ok(sale) = SaleId::parse(named) {
+                let keys = SaleKeys::new(&sale);
+                let present: i64 = self.redis.exists(vec![keys.meta(), keys.buyers()]).await?;
+                return Ok(if present > 0 { vec![sale] } else { Vec::new() });
+            }
+        }
         let mut sales = std::collections::BTreeSet::new();
         for part in [Scanned::Buyers, Scanned::Meta] {
             let pattern = SaleKeys::scan_pattern(&self.settings.sales, part);

@@ -240,6 +240,46 @@ async fn the_reconciler_persists_ledger_entries_that_no_job_delivered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciler_given_one_sale_finds_it_without_scanning_the_keyspace() {
+    // A Redis of its own: its command counts are this test's alone.
+    let private = test_support::PrivateRedis::start();
+    let url = create_database().await;
+    let sale = SaleId::parse(&format!("test-{}", uuid::Uuid::new_v4().simple())).expect("valid");
+    let orphan = domain::LedgerEntry {
+        order_id: OrderId::new(),
+        purchased_at: Utc::now(),
+    };
+    private.cli(&[
+        "HSET",
+        &domain::SaleKeys::new(&sale).buyers(),
+        "orphan-buyer",
+        &orphan.encode(),
+    ]);
+    let mut settings = settings_for(&url, &unique_queue(), sale.as_str());
+    let on_private = |mut redis: domain::config::RedisConfig| {
+        redis.url = private.url();
+        redis
+    };
+    settings.redis = on_private(settings.redis);
+    settings.queue_redis = on_private(settings.queue_redis);
+
+    let worker = order_worker::spawn(settings);
+    let sql = format!(
+        "SELECT count(*) AS n FROM orders WHERE id = '{}'",
+        orphan.order_id
+    );
+    let found = wait_for_count(&url, &sql, 1, Duration::from_secs(15)).await;
+    worker.stop().await.expect("worker stops cleanly");
+
+    assert_eq!(found, 1, "the named sale was reconciled");
+    let stats = private.cli(&["INFO", "commandstats"]);
+    assert!(
+        !stats.contains("cmdstat_scan:"),
+        "no SCAN for a named sale: {stats}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promoting_a_backlog_past_luas_unpack_limit_moves_every_job() {
     let queue = unique_queue();
     let settings = settings("postgres://unused@127.0.0.1:1/none", &queue);
