@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# make bench-ab: two builds of the api side by side in one run, so a change
+# is measured against the code before it on the same machine at the same
+# moment (separate `make bench` runs on this shared machine differ by more
+# than most changes). Starts an api of each build (AB_BEFORE_BIN_DIR and
+# LOADTEST_BIN_DIR, the current release build) on a fresh sale of its own,
+# then AB_ROUNDS (5) interleaved rounds of AB_SECONDS (5) per row and build:
+# purchases with 64 connections and a lone buyer (one connection, one
+# request at a time), no worker. Writes AB_REPORT (docs/bench/ab.md) with
+# each row's median round per build.
+set -euo pipefail
+# shellcheck source=loadtest/stack.sh
+. "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
+cd "$ROOT"
+: "${AB_BEFORE_BIN_DIR:?set it to the directory of the build to compare with (api, order-worker, loadtest)}"
+: "${AB_BEFORE_CODE:=the build in $AB_BEFORE_BIN_DIR}"
+: "${AB_ROUNDS:=5}"
+: "${AB_SECONDS:=5}"
+: "${AB_REPORT:=docs/bench/ab.md}"
+: "${AB_PORT:=3330}"
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+cleanup() {
+  stack_stop
+  local redis="redis://${REDIS_HOST:-localhost}:${REDIS_PORT:-6379}"
+  for pattern in "loadtest:$RUN_ID:*" "{sale:load-ab-*-$RUN_ID}*"; do
+    redis-cli -u "$redis" --scan --pattern "$pattern" | xargs -r -n 2000 redis-cli -u "$redis" del >/dev/null
+  done
+}
+trap cleanup EXIT
+
+stack_services
+after_bin=$BIN
+BIN=$AB_BEFORE_BIN_DIR
+stack_api ab-before "$AB_PORT" STOCK_QUANTITY=100000000 USER_MAX_ATTEMPTS=0
+BIN=$after_bin
+stack_api ab-after "$((AB_PORT + 1))" STOCK_QUANTITY=100000000 USER_MAX_ATTEMPTS=0
+
+# One wrk run: "<req/s> <p50 ms>".
+measure() { # port connections
+  local threads=2
+  [ "$2" -ge 2 ] || threads=1
+  wrk -t"$threads" -c"$2" -d"${AB_SECONDS}s" --latency -s loadtest/purchase.lua "http://127.0.0.1:$1" |
+    awk '/Requests\/sec/ {rps=$2} /^ +50%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v*=1000}; p50=v} END {printf "%.0f %.3f\n", rps, p50}'
+}
+declare -A runs
+for round in $(seq "$AB_ROUNDS"); do
+  for row in 64 1; do
+    for build in before after; do
+      port=$AB_PORT
+      [ "$build" = after ] && port=$((AB_PORT + 1))
+      runs[$build-$row]+="$(measure "$port" "$row")"$'\n'
+    done
+  done
+  echo "[ab] round $round done" >&2
+done
+
+# The median round (by req/s) of a build's row: "<req/s> <p50 ms>".
+median() { sort -n <<<"${runs[$1]}" | sed '/^$/d' | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+mkdir -p "$(dirname "$AB_REPORT")"
+{
+  echo "# \`make bench-ab\`: two builds in one run"
+  echo
+  echo "Written by \`loadtest/ab.sh\`; rerun it to refresh this file."
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "- before: $AB_BEFORE_CODE; after: $(git rev-parse --short HEAD)"
+  echo "- method: $AB_ROUNDS interleaved rounds of $AB_SECONDS s per row and build, wrk with loadtest/purchase.lua (a new buyer per request), no worker, limits off, \`RUST_LOG=warn\`; each cell is the median round"
+  echo
+  echo "| row | before req/s | after req/s | after / before | before p50 ms | after p50 ms | p50 after - before |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for row in 64 1; do
+    read -r b_rps b_p50 <<<"$(median "before-$row")"
+    read -r a_rps a_p50 <<<"$(median "after-$row")"
+    label="purchases, 64 connections"
+    [ "$row" = 1 ] && label="a lone buyer (1 connection)"
+    awk -v l="$label" -v br="$b_rps" -v ar="$a_rps" -v bp="$b_p50" -v ap="$a_p50" \
+      'BEGIN {printf "| %s | %d | %d | %.2fx | %.3f | %.3f | %+.3f ms |\n", l, br, ar, ar/br, bp, ap, ap-bp}'
+  done
+} >"$AB_REPORT"
+cat "$AB_REPORT"
