@@ -12,7 +12,7 @@ SEED ?= 1
 
 # make run AUTH=jwt: the sale behind sign-in (see README "Buyers and sign-in").
 AUTH ?= none
-.PHONY: help run run-cluster validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-ab profile bench-aof chaos loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
+.PHONY: help run run-cluster validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-ab bench-acks profile bench-aof chaos loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -82,6 +82,10 @@ bench: build-loadtest ## Throughput vs a plaintext baseline, p50/p99, orders per
 bench-ab: build-loadtest ## Purchases and a lone buyer, this build beside AB_BEFORE_BIN_DIR's, in one run -> docs/bench/ab.md
 	@deploy/local/ensure-tools.sh wrk:wrk redis-cli:redis-tools
 	@loadtest/ab.sh
+
+bench-acks: build-loadtest ## What REDIS_MIN_REPLICA_ACKS=1 costs purchases (private primary + replica) -> docs/bench/acks.md
+	@deploy/local/ensure-tools.sh wrk:wrk redis-server:redis-server redis-cli:redis-tools
+	@loadtest/acks.sh
 
 profile: build-loadtest ## perf profile of an api under purchase load -> docs/profile/purchase.txt
 	@deploy/local/ensure-tools.sh wrk:wrk perf:linux-perf

@@ -33,7 +33,8 @@ done
 
 say() { printf '[bench-aof] %s\n' "$*" >&2; }
 fail() { say "$*"; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=deploy/local/lib.sh
+. "$ROOT/deploy/local/lib.sh"
 
 work=$(mktemp -d)
 port=""
@@ -65,7 +66,7 @@ arm() {
   WINDOW=("$start" "$end")
   # A batch of one purchase: keys stock, ledger, meta, the buyer's attempts.
   reply=$(redis-cli -p "$port" evalsha "$sha" 4 "$STOCK" "$BUYERS" "$META" "$PROBE" \
-    "$USER_MAX_ATTEMPTS" "$USER_ATTEMPT_WINDOW_SECONDS" "$start" "$end" probe "$ORDER")
+    "$USER_MAX_ATTEMPTS" "$USER_ATTEMPT_WINDOW_SECONDS" "$start" "$end" 0 probe "$ORDER")
   [[ $reply == OK\|* ]] || fail "purchase.lua answered '$reply' to the probe purchase, not OK: check its KEYS/ARGV"
 }
 
@@ -102,7 +103,7 @@ run() { # policy appendonly appendfsync pipeline
   # -e prints the server's error replies: they end the run below, not in a figure.
   if ! out=$(redis-benchmark -p "$port" -n "$REQUESTS" -c "$CLIENTS" -P "$4" -r 1000000000 -q -e \
     evalsha "$sha" 4 "$STOCK" "$BUYERS" "$META" "$ATTEMPTS" \
-    "$USER_MAX_ATTEMPTS" "$USER_ATTEMPT_WINDOW_SECONDS" "${WINDOW[@]}" "$BUYER" "$ORDER" 2>&1 | tr '\r' '\n'); then
+    "$USER_MAX_ATTEMPTS" "$USER_ATTEMPT_WINDOW_SECONDS" "${WINDOW[@]}" 0 "$BUYER" "$ORDER" 2>&1 | tr '\r' '\n'); then
     fail "redis-benchmark failed ($1, pipeline $4): $(tail -3 <<<"$out")"
   fi
   if grep -m1 'Error from server' <<<"$out" >&2; then

@@ -38,7 +38,8 @@ done
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 PG_BIN=$(pg_bin)
 [ -x "$PG_BIN/initdb" ] || { say "PostgreSQL server binaries are missing (apt-get install postgresql)"; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=deploy/local/lib.sh
+. "$ROOT/deploy/local/lib.sh"
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 rm -rf "$CHAOS_DIR"

@@ -14,3 +14,6 @@ wait_healthy() {
   done
   return 1
 }
+
+# A TCP port nothing listens on now (for private servers of a run).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

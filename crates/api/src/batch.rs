@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     inventory::{AttemptLimit, Inventory, InventoryError},
     sale::ArmedSale,
+    settings::ReplicaAcks,
 };
 
 /// The most purchases one script call decides: the call holds Redis for
@@ -52,10 +53,17 @@ impl Purchases {
     /// Starts a batcher on the current runtime. Each batch goes over `own`
     /// when it is connected, else over `shared` (the same calls, with a hop
     /// to the threads that drive the shared pool). Until `sale` is armed
-    /// every purchase is answered `NotArmed`.
-    pub fn spawn(own: Inventory, shared: Inventory, limit: AttemptLimit, sale: ArmedSale) -> Self {
+    /// every purchase is answered `NotArmed`. `acks`: replicas each batch
+    /// must reach before its outcomes count.
+    pub fn spawn(
+        own: Inventory,
+        shared: Inventory,
+        limit: AttemptLimit,
+        sale: ArmedSale,
+        acks: ReplicaAcks,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(WAITING);
-        tokio::spawn(run(rx, own, shared, limit, sale));
+        tokio::spawn(run(rx, own, shared, (limit, acks), sale));
         Self { tx }
     }
 
@@ -79,7 +87,7 @@ async fn run(
     mut rx: mpsc::Receiver<Waiting>,
     own: Inventory,
     shared: Inventory,
-    limit: AttemptLimit,
+    (limit, acks): (AttemptLimit, ReplicaAcks),
     sale: ArmedSale,
 ) {
     let mut carried: Option<Waiting> = None;
@@ -110,7 +118,7 @@ async fn run(
         let decided = match sale.get() {
             Some(sale) => {
                 crate::metrics::purchase_batch();
-                inventory.purchase(&batch, limit, &sale.window).await
+                inventory.purchase(&batch, limit, &sale.window, acks).await
             }
             None => Ok(vec![PurchaseOutcome::NotArmed; batch.len()]),
         };

@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::settings::ReplicaAcks;
 use domain::{
     config::RedisConfig,
     scripts::{arm_args, purchase_args, ARM_LUA, PURCHASE_LUA, READING_LUA},
@@ -15,7 +16,9 @@ use domain::{
     ScriptReplyError, UserId,
 };
 use fred::{
-    prelude::{ClientLike, Error as FredError, HashesInterface, KeysInterface, Pool},
+    prelude::{
+        ClientLike, Error as FredError, HashesInterface, KeysInterface, Pool, ServerInterface,
+    },
     types::{scan::Scanner, scripts::Script},
 };
 
@@ -26,6 +29,11 @@ pub enum InventoryError {
     Redis(#[from] FredError),
     #[error(transparent)]
     Reply(#[from] ScriptReplyError),
+    /// Fewer replicas than `REDIS_MIN_REPLICA_ACKS` confirmed the batch's
+    /// writes in time: its purchases may vanish in a failover, so none is
+    /// confirmed (503; a retry finds the order if it stood).
+    #[error("{acked} of {wanted} replicas acknowledged the purchase in time")]
+    NotReplicated { acked: i64, wanted: u32 },
     /// The thread's purchase batcher is gone: the server is stopping.
     #[error("the purchase batcher is not running")]
     Stopping,
@@ -156,12 +164,15 @@ impl Inventory {
 
     /// Decides a batch of purchases in one atomic script call, in order:
     /// one outcome per `(user, order id)`, as separate calls in that order
-    /// would have decided them.
+    /// would have decided them. With `acks.min > 0`, the outcomes count
+    /// only once that many replicas have every write up to the call (one
+    /// `WAIT` on the same connection for the whole batch).
     pub async fn purchase(
         &self,
         batch: &[(UserId, OrderId)],
         limit: AttemptLimit,
         window: &SaleWindow,
+        acks: ReplicaAcks,
     ) -> Result<Vec<PurchaseOutcome>, InventoryError> {
         let mut keys = Vec::with_capacity(3 + batch.len());
         keys.extend([self.keys.stock(), self.keys.buyers(), self.keys.meta()]);
@@ -170,14 +181,18 @@ impl Inventory {
             limit.max_attempts,
             limit.window_seconds,
             window,
+            acks.min > 0,
             batch.iter().map(|(user, order)| (user.as_str(), *order)),
         );
+        let client = self.pool.next();
         let replies: Vec<String> = timed(
             "purchase",
-            self.purchase
-                .evalsha_with_reload(self.pool.next(), keys, args),
+            self.purchase.evalsha_with_reload(client, keys, args),
         )
         .await?;
+        if acks.min > 0 {
+            self.wait_for_replicas(client, acks).await?;
+        }
         if replies.len() != batch.len() {
             return Err(ScriptReplyError(format!(
                 "{} replies to {} purchases",
@@ -190,6 +205,39 @@ impl Inventory {
             .iter()
             .map(|reply| PurchaseOutcome::parse(reply).map_err(InventoryError::from))
             .collect()
+    }
+
+    /// `WAIT` on `client` (the connection that wrote): on a cluster, sent
+    /// to the primary that holds the sale's slot.
+    async fn wait_for_replicas(
+        &self,
+        client: &fred::prelude::Client,
+        acks: ReplicaAcks,
+    ) -> Result<(), InventoryError> {
+        let timeout_ms = i64::try_from(acks.timeout.as_millis()).unwrap_or(i64::MAX);
+        let wanted = i64::from(acks.min);
+        let acked: i64 = if client.is_clustered() {
+            let slot = fred::util::redis_keyslot(self.keys.stock().as_bytes());
+            let options = fred::types::config::Options {
+                cluster_hash: Some(fred::types::ClusterHash::Custom(slot)),
+                ..Default::default()
+            };
+            timed(
+                "wait",
+                client.with_options(&options).wait(wanted, timeout_ms),
+            )
+            .await?
+        } else {
+            timed("wait", client.wait(wanted, timeout_ms)).await?
+        };
+        if acked < wanted {
+            crate::metrics::replica_acks_missing();
+            return Err(InventoryError::NotReplicated {
+                acked,
+                wanted: acks.min,
+            });
+        }
+        Ok(())
     }
 
     /// Remaining stock and Redis's clock, in one round trip.

@@ -15,6 +15,8 @@
 //! - `order_jobs_pushed_total`, `order_job_push_failures_total`: orders queued
 //!   (or not); `order_batches_pushed_total`: jobs carrying them (orders per
 //!   job = the first over this)
+//! - `replica_acks_missing_total`: purchase batches answered 503 because
+//!   fewer than `REDIS_MIN_REPLICA_ACKS` replicas had them in time
 //! - `purchase_batches_total`: purchase-script calls (purchases decided per
 //!   call = the script's outcomes in `purchases_total` over this)
 
@@ -135,6 +137,11 @@ pub fn job_pushed(ok: bool) {
 /// One job pushed (carrying one or more orders).
 pub fn batch_pushed() {
     metrics::counter!("flash_sale_order_batches_pushed_total").increment(1);
+}
+
+/// A purchase batch refused for want of replica acknowledgements.
+pub fn replica_acks_missing() {
+    metrics::counter!("flash_sale_replica_acks_missing_total").increment(1);
 }
 
 /// One purchase-script call (deciding one or more purchases).

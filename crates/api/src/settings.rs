@@ -16,6 +16,9 @@
 //! - `CORS_ORIGINS` (`http://localhost:5173,http://localhost:3000`): origins
 //!   allowed to call from a browser; `*` allows any
 //! - `REDIS_POOL_SIZE` (`4`): pipelined Redis connections of this process
+//! - `REDIS_MIN_REPLICA_ACKS` (`0`), `REDIS_REPLICA_ACK_TIMEOUT_MS` (`100`):
+//!   a 201 only once the purchase reached that many replicas (`WAIT` after
+//!   each batch's script), else 503; 0 answers on the primary's word
 //! - `SSE_MAX_CLIENTS` (`10000`): open `GET /api/sale/events` streams this
 //!   process serves at once; past it the stream answers 503 and the page
 //!   polls `/api/sale/status` instead. Each stream holds a connection and a
@@ -47,6 +50,8 @@ pub struct Settings {
     /// Where the order queue lives (`REDIS_QUEUE_URL`, else `redis`).
     pub queue_redis: RedisConfig,
     pub redis_pool_size: usize,
+    /// Replicas a purchase must reach before its 201.
+    pub replica_acks: ReplicaAcks,
     pub database: DatabaseConfig,
     pub queue: String,
     pub limits: LimitSettings,
@@ -58,6 +63,27 @@ pub struct Settings {
     pub metrics_port: Option<u16>,
     /// How the buyer is known (`BUYER_AUTH` and `JWT_*`, see `auth::settings`).
     pub auth: AuthSettings,
+}
+
+/// How many replicas must have a batch's writes before its buyers are
+/// answered, and how long to wait for them (`REDIS_MIN_REPLICA_ACKS`,
+/// `REDIS_REPLICA_ACK_TIMEOUT_MS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaAcks {
+    /// 0: answer on the primary's word (no `WAIT`).
+    pub min: u32,
+    pub timeout: std::time::Duration,
+}
+
+impl ReplicaAcks {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let min = env.parse("REDIS_MIN_REPLICA_ACKS", 0)?;
+        let timeout_ms: u64 = env.positive("REDIS_REPLICA_ACK_TIMEOUT_MS", 100)?;
+        Ok(Self {
+            min,
+            timeout: std::time::Duration::from_millis(timeout_ms),
+        })
+    }
 }
 
 /// The sale this api sells, as configured; Redis's copy wins once armed.
@@ -89,6 +115,7 @@ impl Settings {
             queue_redis: RedisConfig::queue_from_env(env, &redis)?,
             redis,
             redis_pool_size,
+            replica_acks: ReplicaAcks::from_env(env)?,
             database: DatabaseConfig::from_env(env)?,
             queue: config::order_queue(env),
             limits: LimitSettings::from_env(env)?,
@@ -218,6 +245,8 @@ mod tests {
             ("SSE_MAX_CLIENTS", "-1"),
             ("METRICS_PORT", "3000"),
             ("METRICS_PORT", "70000"),
+            ("REDIS_MIN_REPLICA_ACKS", "-1"),
+            ("REDIS_REPLICA_ACK_TIMEOUT_MS", "0"),
         ] {
             let err = Settings::from_env(&Env::from_pairs([(name, value)])).expect_err(name);
             assert_eq!(err.name, name);

@@ -203,6 +203,7 @@ async fn app_state(
             max_attempts: settings.limits.user_max_attempts,
             window_seconds: settings.limits.user_window_seconds,
         },
+        replica_acks: settings.replica_acks,
         feed,
         shutdown,
         sold_out: Default::default(),

@@ -53,6 +53,8 @@ pub struct AppState {
     pub queue: OrderQueue,
     pub db: PgPool,
     pub attempt_limit: AttemptLimit,
+    /// Replicas a purchase batch must reach before its answers.
+    pub replica_acks: crate::settings::ReplicaAcks,
     /// The sale's purchase counters and stock gauge.
     pub metrics: SaleMetrics,
     /// Live stock for open storefronts.
@@ -94,6 +96,7 @@ impl AppState {
             self.inventory.clone(),
             self.attempt_limit,
             self.sale.clone(),
+            self.replica_acks,
         );
         ThreadPaths {
             own,

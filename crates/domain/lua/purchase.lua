@@ -13,8 +13,12 @@
 -- ARGV[2]    attempt window in seconds (at least 1)
 -- ARGV[3]    sale start, epoch millis (inclusive)
 -- ARGV[4]    sale end, epoch millis (inclusive)
--- ARGV[3+2i] the i-th purchase's userId
--- ARGV[4+2i] the i-th purchase's orderId, minted by the api before the call
+-- ARGV[5]    "1": the api WAITs for replicas after this call, so the call
+--            always writes (meta `decided`), which makes the WAIT cover
+--            every write before it, whichever connection made it (a 409
+--            names an order another connection wrote); "0" otherwise
+-- ARGV[4+2i] the i-th purchase's userId
+-- ARGV[5+2i] the i-th purchase's orderId, minted by the api before the call
 --
 -- Returns an array with one reply per purchase, in order:
 --   "OK|<purchasedAtMillis>|<stockLeft>"      stock decremented, ledger entry written
@@ -37,7 +41,7 @@
 -- drift; outside the window the answer does not depend on the stock (an
 -- ended sale's keys expire, PostgreSQL keeps its orders). The whole batch
 -- runs at one instant of that clock.
-local count = (#ARGV - 4) / 2
+local count = (#ARGV - 5) / 2
 local replies = {}
 
 local function answer_all(reply)
@@ -72,8 +76,8 @@ local purchased_at = string.format('%d', millis)
 local sold = 0
 local last_order = nil
 for i = 1, count do
-  local user = ARGV[3 + 2 * i]
-  local order = ARGV[4 + 2 * i]
+  local user = ARGV[4 + 2 * i]
+  local order = ARGV[5 + 2 * i]
   local over = false
   if max_attempts > 0 then
     local attempts = redis.call('INCR', KEYS[3 + i])
@@ -106,5 +110,8 @@ if sold > 0 then
   -- The ledger's last writer: a change the reconciler's counts cannot see
   -- (a buyer lost in a failover, another's entry added) still changes this.
   redis.call('HSET', KEYS[3], 'last', last_order)
+end
+if ARGV[5] == '1' then
+  redis.call('HSET', KEYS[3], 'decided', purchased_at)
 end
 return replies

@@ -208,18 +208,22 @@ pub fn arm_args(mode: ArmMode, ledger: &[(String, LedgerEntry)]) -> Vec<String> 
 /// Arguments of the purchase script for a batch of `(user, order)`
 /// purchases, decided in that order (the keys are the stock, the ledger,
 /// the meta and then each purchase's attempt counter).
+/// `replicated`: the caller WAITs for replicas after the call, so the
+/// script always writes (see the script's header).
 pub fn purchase_args<'a>(
     max_attempts: u32,
     window_seconds: u64,
     window: &SaleWindow,
+    replicated: bool,
     purchases: impl ExactSizeIterator<Item = (&'a str, OrderId)>,
 ) -> Vec<String> {
-    let mut args = Vec::with_capacity(4 + 2 * purchases.len());
+    let mut args = Vec::with_capacity(5 + 2 * purchases.len());
     args.extend([
         max_attempts.to_string(),
         window_seconds.to_string(),
         window.starts_at.timestamp_millis().to_string(),
         window.ends_at.timestamp_millis().to_string(),
+        if replicated { "1" } else { "0" }.to_owned(),
     ]);
     for (user, order) in purchases {
         args.push(user.to_owned());

@@ -59,6 +59,8 @@ pub struct PrivateRedis {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// The primary's port, for a replica.
+    replica_of: Option<u16>,
 }
 
 impl PrivateRedis {
@@ -67,9 +69,41 @@ impl PrivateRedis {
             port: free_port(),
             dir: scratch_dir("redis"),
             child: None,
+            replica_of: None,
         };
         redis.start_again();
         redis
+    }
+
+    /// A replica of `primary`, returned once its replication link is up.
+    pub fn start_replica_of(primary: &PrivateRedis) -> Self {
+        let mut redis = Self {
+            port: free_port(),
+            dir: scratch_dir("redis"),
+            child: None,
+            replica_of: Some(primary.port),
+        };
+        redis.start_again();
+        wait_until("replication link", || {
+            redis
+                .cli(&["INFO", "replication"])
+                .contains("master_link_status:up")
+        });
+        redis
+    }
+
+    /// Freezes the server (SIGSTOP) until [`Self::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let _ = Command::new("kill").args([signal, &pid]).status();
     }
 
     pub fn url(&self) -> String {
@@ -94,6 +128,17 @@ impl PrivateRedis {
             ])
             .arg("--dir")
             .arg(&self.dir)
+            .args(
+                self.replica_of
+                    .map(|port| {
+                        vec![
+                            "--replicaof".to_owned(),
+                            "127.0.0.1".to_owned(),
+                            port.to_string(),
+                        ]
+                    })
+                    .unwrap_or_default(),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

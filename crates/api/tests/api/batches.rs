@@ -5,6 +5,7 @@ use api::{
     batch::{Purchases, MAX_BYTES},
     inventory::{AttemptLimit, Inventory},
     sale::{ArmedSale, Sale},
+    settings::ReplicaAcks,
     Settings,
 };
 use domain::{LedgerEntry, OrderId, PurchaseOutcome, SaleKeys, UserId};
@@ -30,7 +31,17 @@ async fn armed(stock: u64, max_attempts: u32) -> (TestApp, Purchases) {
         total_stock: stock,
         window: settings.sale.window,
     });
-    let purchases = Purchases::spawn(inventory.clone(), inventory, limit, sale);
+    let on_the_primary_alone = ReplicaAcks {
+        min: 0,
+        timeout: std::time::Duration::from_millis(100),
+    };
+    let purchases = Purchases::spawn(
+        inventory.clone(),
+        inventory,
+        limit,
+        sale,
+        on_the_primary_alone,
+    );
     (app, purchases)
 }
 

@@ -18,6 +18,7 @@ mod partial_loss;
 mod persistence;
 mod purchases;
 mod redis_cluster;
+mod replicas;
 mod sale_status;
 mod start_order;
 mod stream_cap;
