@@ -12,7 +12,7 @@ SEED ?= 1
 
 # make run AUTH=jwt: the sale behind sign-in (see README "Buyers and sign-in").
 AUTH ?= none
-.PHONY: help run run-cluster validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-ab bench-acks profile bench-aof chaos loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
+.PHONY: help run run-cluster validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-ab bench-acks failover profile bench-aof chaos loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -86,6 +86,10 @@ bench-ab: build-loadtest ## Purchases and a lone buyer, this build beside AB_BEF
 bench-acks: build-loadtest ## What REDIS_MIN_REPLICA_ACKS=1 costs purchases (private primary + replica) -> docs/bench/acks.md
 	@deploy/local/ensure-tools.sh wrk:wrk redis-server:redis-server redis-cli:redis-tools
 	@loadtest/acks.sh
+
+failover: ## Redis primary killed mid-sale behind Sentinel (real servers on loopback) -> docs/failover/latest.md
+	@deploy/local/ensure-tools.sh redis-server:redis-server redis-cli:redis-tools
+	@loadtest/failover.sh
 
 profile: build-loadtest ## perf profile of an api under purchase load -> docs/profile/purchase.txt
 	@deploy/local/ensure-tools.sh wrk:wrk perf:linux-perf

@@ -131,6 +131,10 @@ pub struct RedisConfig {
 const STANDALONE_SCHEMES: [&str; 2] = ["redis://", "rediss://"];
 /// URL schemes of a Redis Cluster (fred's syntax: seed nodes as `?node=`).
 const CLUSTER_SCHEMES: [&str; 2] = ["redis-cluster://", "rediss-cluster://"];
+/// URL schemes of a primary found through Redis Sentinel (fred's syntax:
+/// `?sentinelServiceName=NAME&node=host:port`); the client asks the
+/// sentinels for the primary again after a failover.
+const SENTINEL_SCHEMES: [&str; 2] = ["redis-sentinel://", "rediss-sentinel://"];
 
 fn has_scheme(url: &str, schemes: &[&str]) -> bool {
     schemes.iter().any(|scheme| url.starts_with(scheme))
@@ -140,11 +144,14 @@ impl RedisConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let url = match env.get("REDIS_URL") {
             Some(url) => {
-                if !has_scheme(url, &STANDALONE_SCHEMES) && !has_scheme(url, &CLUSTER_SCHEMES) {
+                if !has_scheme(url, &STANDALONE_SCHEMES)
+                    && !has_scheme(url, &CLUSTER_SCHEMES)
+                    && !has_scheme(url, &SENTINEL_SCHEMES)
+                {
                     return Err(ConfigError::new(
                         "REDIS_URL",
                         url,
-                        "must start with redis://, rediss://, redis-cluster:// or rediss-cluster://",
+                        "must start with redis://, rediss://, redis-cluster://, rediss-cluster://, redis-sentinel:// or rediss-sentinel://",
                     ));
                 }
                 url.to_owned()
@@ -170,16 +177,21 @@ impl RedisConfig {
         has_scheme(&self.url, &CLUSTER_SCHEMES)
     }
 
+    /// A primary found through Redis Sentinel.
+    pub fn is_sentinel(&self) -> bool {
+        has_scheme(&self.url, &SENTINEL_SCHEMES)
+    }
+
     /// The Redis of the order queue: `REDIS_QUEUE_URL`, else the main one.
     ///
     /// apalis-redis needs a standalone Redis; with a Redis Cluster for the
     /// inventory, the queue lives on its own instance.
     pub fn queue_from_env(env: &Env, main: &RedisConfig) -> Result<Self, ConfigError> {
         match env.get("REDIS_QUEUE_URL") {
-            None if main.is_cluster() => Err(ConfigError::new(
+            None if main.is_cluster() || main.is_sentinel() => Err(ConfigError::new(
                 "REDIS_QUEUE_URL",
                 "",
-                "is required when REDIS_URL is a cluster: the order queue needs a standalone Redis",
+                "is required when REDIS_URL is a cluster or a sentinel URL: the order queue needs a standalone Redis (redis:// or rediss://)",
             )),
             None => Ok(main.clone()),
             Some(url) if has_scheme(url, &STANDALONE_SCHEMES) => Ok(Self {
@@ -313,6 +325,24 @@ mod tests {
         let queue = RedisConfig::queue_from_env(&env, &main).expect("standalone queue");
         assert_eq!(queue.url, "redis://q:6379");
         assert!(!queue.is_cluster());
+    }
+
+    #[test]
+    fn a_sentinel_url_is_accepted_and_needs_a_standalone_queue() {
+        let sentinel =
+            "redis-sentinel://10.0.0.1:26379/0?sentinelServiceName=shop&node=10.0.0.2:26379";
+        let env = Env::from_pairs([("REDIS_URL", sentinel)]);
+        let main = RedisConfig::from_env(&env).expect("a sentinel url is accepted");
+        assert!(main.is_sentinel() && !main.is_cluster());
+        let err = RedisConfig::queue_from_env(&env, &main).expect_err("queue must be named");
+        assert_eq!(err.name, "REDIS_QUEUE_URL");
+
+        let env = Env::from_pairs([
+            ("REDIS_URL", sentinel),
+            ("REDIS_QUEUE_URL", "redis://q:6379"),
+        ]);
+        let queue = RedisConfig::queue_from_env(&env, &main).expect("standalone queue");
+        assert_eq!(queue.url, "redis://q:6379");
     }
 
     #[test]

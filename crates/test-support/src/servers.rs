@@ -92,6 +92,14 @@ impl PrivateRedis {
         redis
     }
 
+    /// A crash: SIGKILL, nothing flushed, the port closed.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Freezes the server (SIGSTOP) until [`Self::resume`].
     pub fn pause(&self) {
         self.signal("-STOP");
@@ -174,6 +182,95 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Redis Sentinels (`redis-server --sentinel`) on free ports watching
+/// `primary` as the service `name`: quorum 2, a primary unreachable for
+/// 1 s is down, a failover may retry after 3 s.
+pub struct PrivateSentinels {
+    pub ports: Vec<u16>,
+    pub name: String,
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl PrivateSentinels {
+    pub fn start(primary: &PrivateRedis, count: usize, name: &str) -> Self {
+        let dir = scratch_dir("sentinel");
+        let mut sentinels = Self {
+            ports: Vec::new(),
+            name: name.to_owned(),
+            dir,
+            children: Vec::new(),
+        };
+        for i in 0..count {
+            let port = free_port();
+            // Sentinel rewrites its config file: one each, writable.
+            let conf = sentinels.dir.join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                     sentinel monitor {name} 127.0.0.1 {primary} 2\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} 3000\n\
+                     sentinel parallel-syncs {name} 2\n",
+                    dir = sentinels.dir.display(),
+                    primary = primary.port,
+                ),
+            )
+            .expect("sentinel config");
+            let child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed");
+            sentinels.ports.push(port);
+            sentinels.children.push(child);
+        }
+        for &port in &sentinels.ports {
+            wait_until("sentinel", || {
+                cli(port, &["SENTINEL", "get-master-addr-by-name", name]).contains("127.0.0.1")
+            });
+        }
+        sentinels
+    }
+
+    /// fred's URL of the service behind these sentinels.
+    pub fn url(&self) -> String {
+        let (first, rest) = self.ports.split_first().expect("a sentinel");
+        let nodes: String = rest
+            .iter()
+            .map(|port| format!("&node=127.0.0.1:{port}"))
+            .collect();
+        format!(
+            "redis-sentinel://127.0.0.1:{first}/0?sentinelServiceName={}{nodes}",
+            self.name
+        )
+    }
+
+    /// The port of the primary the first sentinel names now.
+    pub fn primary_port(&self) -> Option<u16> {
+        cli(
+            self.ports[0],
+            &["SENTINEL", "get-master-addr-by-name", &self.name],
+        )
+        .lines()
+        .nth(1)
+        .and_then(|port| port.trim().parse().ok())
+    }
+}
+
+impl Drop for PrivateSentinels {
+    fn drop(&mut self) {
+        for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
         }

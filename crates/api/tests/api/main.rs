@@ -7,6 +7,7 @@ mod cluster;
 mod concurrency;
 mod cors;
 mod events;
+mod failover;
 mod faults;
 mod health;
 mod helpers;
