@@ -12,7 +12,7 @@ SEED ?= 1
 
 # make run AUTH=jwt: the sale behind sign-in (see README "Buyers and sign-in").
 AUTH ?= none
-.PHONY: help run run-cluster validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-ab bench-acks failover profile bench-aof chaos loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
+.PHONY: help run run-cluster run-ha validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-ab bench-acks failover profile bench-aof chaos loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,6 +22,9 @@ run: build ## Start Redis + PostgreSQL (reused or private), the worker and the a
 
 run-cluster: build ## N api replicas + M workers behind haproxy on :8080 (make run-cluster N=3 M=2)
 	@N=$(N) M=$(M) deploy/local/cluster.sh
+
+run-ha: build ## run-cluster on a Redis primary + 2 replicas + 3 sentinels on loopback (REDIS_MIN_REPLICA_ACKS=1)
+	@N=$(N) M=$(M) deploy/local/ha.sh
 
 build: ## Build the release binaries (api, order-worker, dev-idp)
 	$(CARGO) build --release --bins

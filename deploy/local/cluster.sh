@@ -22,7 +22,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 . deploy/local/lib.sh
-if [ -f .env ]; then set -a; . ./.env; set +a; fi
+# .env fills in; what the caller exported wins (make run-ha passes its
+# Redis this way).
+if [ -f .env ]; then
+  exported=$(export -p)
+  set -a; . ./.env; set +a
+  eval "$exported"
+fi
 : "${N:=3}" "${M:=2}" "${LB_PORT:=8080}"
 : "${BIN_DIR:=${CARGO_TARGET_DIR:-$ROOT/target}/release}"
 : "${CLUSTER_DIR:=$ROOT/.run/cluster}"
