@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make failover: the failover tests on real servers on loopback (a primary,
-# two replicas and three sentinels; the primary SIGKILLed mid-sale), run
+# two replicas and three sentinels; a cluster of three primaries with a
+# replica each; the sale's primary SIGKILLed mid-sale), run
 # with their output shown; each prints one `failover:` line (answers,
 # 201s, rows, lost, oversold, downtime), kept in docs/failover/latest.md.
 set -euo pipefail

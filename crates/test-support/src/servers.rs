@@ -283,37 +283,38 @@ impl Drop for PrivateSentinels {
 pub struct PrivateRedisCluster {
     pub ports: Vec<u16>,
     dir: PathBuf,
-    children: Vec<Child>,
+    /// One per port, in the same order (a restarted node replaces its own).
+    children: std::sync::Mutex<Vec<Child>>,
+    /// `cluster-node-timeout`: how long a silent node takes to be failed.
+    node_timeout_ms: u64,
 }
 
 impl PrivateRedisCluster {
     pub fn start(primaries: usize) -> Self {
+        Self::start_with_replicas(primaries, 0)
+    }
+
+    /// `primaries` primaries with `replicas` replicas each (the first
+    /// `primaries` ports are the primaries). With replicas a node silent
+    /// for 1 s is failed over; without, 5 s pass before a node counts as
+    /// failed (a busy machine's stall must not take the cluster down).
+    pub fn start_with_replicas(primaries: usize, replicas: usize) -> Self {
         let dir = scratch_dir("redis-cluster");
-        let ports: Vec<u16> = (0..primaries).map(|_| free_port()).collect();
-        let children = ports
-            .iter()
-            .map(|port| {
-                let node_dir = dir.join(port.to_string());
-                std::fs::create_dir_all(&node_dir).expect("node dir");
-                let child = Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
-                    .args(["--appendonly", "no", "--save", ""])
-                    .arg("--dir")
-                    .arg(&node_dir)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-server is installed");
-                wait_until("cluster node", || cli(*port, &["ping"]) == "PONG");
-                child
-            })
+        let ports: Vec<u16> = (0..primaries * (1 + replicas))
+            .map(|_| free_port())
             .collect();
         let cluster = Self {
+            children: std::sync::Mutex::new(Vec::new()),
             ports,
             dir,
-            children,
+            node_timeout_ms: if replicas > 0 { 1000 } else { 5000 },
         };
+        let children = cluster
+            .ports
+            .iter()
+            .map(|&port| cluster.spawn_node(port))
+            .collect();
+        *cluster.children.lock().expect("lock") = children;
         let nodes: Vec<String> = cluster
             .ports
             .iter()
@@ -322,7 +323,7 @@ impl PrivateRedisCluster {
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&nodes)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli");
         assert!(
@@ -335,7 +336,53 @@ impl PrivateRedisCluster {
                 cli(*port, &["cluster", "info"]).contains("cluster_state:ok")
             });
         }
+        for port in &cluster.ports[primaries..] {
+            wait_until("replica linked", || {
+                cli(*port, &["info", "replication"]).contains("master_link_status:up")
+            });
+        }
         cluster
+    }
+
+    fn spawn_node(&self, port: u16) -> Child {
+        let node_dir = self.dir.join(port.to_string());
+        std::fs::create_dir_all(&node_dir).expect("node dir");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout"])
+            .arg(self.node_timeout_ms.to_string())
+            .args(["--appendonly", "no", "--save", ""])
+            .arg("--dir")
+            .arg(&node_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        wait_until("cluster node", || cli(port, &["ping"]) == "PONG");
+        child
+    }
+
+    /// A crash of the node on `port`: SIGKILL.
+    pub fn kill(&self, port: u16) {
+        let i = self.index(port);
+        let mut children = self.children.lock().expect("lock");
+        let _ = children[i].kill();
+        let _ = children[i].wait();
+    }
+
+    /// Starts the node on `port` again (its cluster config is kept): a
+    /// failed-over primary comes back as a replica of the one promoted.
+    pub fn restart(&self, port: u16) {
+        let i = self.index(port);
+        let child = self.spawn_node(port);
+        self.children.lock().expect("lock")[i] = child;
+    }
+
+    fn index(&self, port: u16) -> usize {
+        self.ports
+            .iter()
+            .position(|&p| p == port)
+            .expect("a node of this cluster")
     }
 
     /// The cluster URL the services take: one seed node, the others as `node=`.
@@ -386,9 +433,11 @@ fn cli(port: u16, args: &[&str]) -> String {
 
 impl Drop for PrivateRedisCluster {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Ok(children) = self.children.get_mut() {
+            for child in children {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -1,6 +1,7 @@
-//! A Redis primary killed mid-sale behind Sentinel: the api and the worker
-//! follow the promoted replica by themselves, no 201 is lost and no unit
-//! is sold twice (`REDIS_MIN_REPLICA_ACKS=1`).
+//! A Redis primary killed mid-sale, behind Sentinel and in a Cluster with
+//! replicas: the api and the worker follow the promoted replica by
+//! themselves, no 201 is lost and no unit is sold twice
+//! (`REDIS_MIN_REPLICA_ACKS=1`).
 
 use std::{
     collections::HashMap,
@@ -13,7 +14,7 @@ use std::{
 
 use futures::StreamExt;
 use serde_json::Value;
-use test_support::{create_database, PrivateRedis, PrivateSentinels};
+use test_support::{create_database, PrivateRedis, PrivateRedisCluster, PrivateSentinels};
 
 use crate::{
     helpers::{spawn_app_with, wait_for_orders_within, TestApp, TestConfig},
@@ -34,14 +35,25 @@ struct Answer {
     at: Instant,
 }
 
+/// The sale's settings on `redis_url`, the queue on `queue`; a purchase
+/// whose acks did not come in time (503) may still stand, and the
+/// reconciler persists it after a 2 s grace.
+fn config(redis_url: String, queue: &PrivateRedis, database: &str) -> TestConfig {
+    TestConfig::active(STOCK)
+        .set("REDIS_URL", redis_url)
+        .set("REDIS_QUEUE_URL", queue.url())
+        .set("DATABASE_URL", database)
+        .set("REDIS_MIN_REPLICA_ACKS", 1)
+        .set("RECONCILE_GRACE_MS", 2_000)
+}
+
 /// Buys until the answer is not a 503 (for at most 30 s), counting every
-/// answer in `answers`; the primary is killed when it reaches KILL_AFTER.
+/// answer; the `KILL_AFTER`th runs `kill` (once).
 async fn buy(
     app: &TestApp,
     user: String,
     answers: &AtomicUsize,
-    primary: &Mutex<Option<PrivateRedis>>,
-    killed_at: &Mutex<Option<Instant>>,
+    kill: &(dyn Fn() + Sync),
 ) -> (String, Answer) {
     let started = Instant::now();
     loop {
@@ -50,10 +62,7 @@ async fn buy(
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if answers.fetch_add(1, Ordering::AcqRel) + 1 == KILL_AFTER {
-            if let Some(mut redis) = primary.lock().expect("lock").take() {
-                redis.kill();
-                *killed_at.lock().expect("lock") = Some(Instant::now());
-            }
+            kill();
         }
         if status != 503 || started.elapsed() > Duration::from_secs(30) {
             let order = body["orderId"].as_str().map(str::to_owned);
@@ -71,55 +80,39 @@ async fn buy(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice() {
-    let primary = PrivateRedis::start();
-    let _replicas = [
-        PrivateRedis::start_replica_of(&primary),
-        PrivateRedis::start_replica_of(&primary),
-    ];
-    let sentinels = PrivateSentinels::start(&primary, 3, "flash");
-    let first_primary = primary.port;
-    let queue = PrivateRedis::start();
-    let database = create_database().await;
-    let config = TestConfig::active(STOCK)
-        .set("REDIS_URL", sentinels.url())
-        .set("REDIS_QUEUE_URL", queue.url())
-        .set("DATABASE_URL", &database)
-        .set("REDIS_MIN_REPLICA_ACKS", 1)
-        // A purchase whose acks did not come in time (503) may still stand:
-        // the reconciler persists it after this grace.
-        .set("RECONCILE_GRACE_MS", 2_000);
-    let worker = order_worker::spawn(worker_settings(&config));
-    let app = spawn_app_with(config).await;
+/// 2,000 buyers (32 at a time) on the sale, `kill` run after 200 answers
+/// (it returns when the primary is dead); then the invariants, asserted,
+/// and the failover line printed.
+async fn sale_through_a_kill(
+    topology: &str,
+    app: &TestApp,
+    database: &str,
+    kill: &(dyn Fn() + Sync),
+) {
     let sale = app.config.sale_id();
-
     let answers = AtomicUsize::new(0);
-    let primary = Mutex::new(Some(primary));
     let killed_at = Mutex::new(None);
+    let kill_once = || {
+        kill();
+        *killed_at.lock().expect("lock") = Some(Instant::now());
+    };
     let finals: HashMap<String, Answer> = futures::stream::iter(0..BUYERS)
-        .map(|i| buy(&app, format!("fo-{i}"), &answers, &primary, &killed_at))
+        .map(|i| buy(app, format!("fo-{i}"), &answers, &kill_once))
         .buffer_unordered(32)
         .collect()
         .await;
-
     let killed_at = killed_at
         .lock()
         .expect("lock")
         .expect("the primary was killed");
-    let promoted = sentinels.primary_port();
-    assert!(
-        promoted.is_some_and(|port| port != first_primary),
-        "a replica was promoted: {promoted:?}"
-    );
+    let buying_took = killed_at.elapsed();
+
     let winners: Vec<(&String, &Answer)> = finals.iter().filter(|(_, a)| a.status == 201).collect();
     let confirmed: HashMap<&str, &str> = winners
         .iter()
         .map(|(user, a)| {
-            (
-                user.as_str(),
-                a.order.as_deref().expect("a 201 has its order"),
-            )
+            let order = a.order.as_deref().expect("a 201 has its order");
+            (user.as_str(), order)
         })
         .collect();
     let statuses = finals.values().fold(HashMap::new(), |mut n, a| {
@@ -138,12 +131,11 @@ async fn a_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice() {
         .filter(|(_, a)| a.sent > killed_at)
         .map(|(_, a)| a.at)
         .min();
-    let buying_took = killed_at.elapsed();
 
     // Every 201 has its row; purchases that stood behind a 503 get theirs
     // from the reconciler: rows and stock add up to the total.
     let rows =
-        wait_for_orders_within(&database, &sale, confirmed.len(), Duration::from_secs(30)).await;
+        wait_for_orders_within(database, &sale, confirmed.len(), Duration::from_secs(30)).await;
     let row_orders: HashMap<&str, &str> = rows
         .iter()
         .map(|r| (r.user_id.as_str(), r.id.as_str()))
@@ -155,9 +147,8 @@ async fn a_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice() {
     let mut stock = None;
     let mut rows_now = rows.len();
     for _ in 0..100 {
-        let status = app.sale_status().await;
-        let left = status["stockRemaining"].as_u64();
-        rows_now = wait_for_orders_within(&database, &sale, 0, Duration::ZERO)
+        let left = app.sale_status().await["stockRemaining"].as_u64();
+        rows_now = wait_for_orders_within(database, &sale, 0, Duration::ZERO)
             .await
             .len();
         stock = left;
@@ -171,13 +162,12 @@ async fn a_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice() {
     let retry = app.purchase(winner).await;
     let retry_status = retry.status().as_u16();
     let retry_body: Value = retry.json().await.unwrap_or(Value::Null);
-    worker.stop().await.expect("worker stops");
 
     eprintln!(
-        "failover: sentinel, primary killed after {KILL_AFTER} answers; answers {statuses:?}; \
+        "failover: {topology}, primary killed after {KILL_AFTER} answers; answers {statuses:?}; \
          201s {}; rows {rows_now}; lost {}; oversold {}; downtime (last 201 before the kill to \
-         the first 201 of a purchase sent after it) {:?}; the kill was {buying_took:?} before \
-         every buyer had a final answer",
+         the first 201 of a purchase sent after it) {:?}; every buyer answered {buying_took:?} \
+         after the kill",
         confirmed.len(),
         lost.len(),
         rows_now.saturating_sub(STOCK as usize),
@@ -195,4 +185,91 @@ async fn a_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice() {
     assert!(first_after.is_some(), "sales went on after the failover");
     assert_eq!(retry_status, 409);
     assert_eq!(retry_body["orderId"].as_str(), answer.order.as_deref());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sentinel_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice() {
+    let primary = PrivateRedis::start();
+    let _replicas = [
+        PrivateRedis::start_replica_of(&primary),
+        PrivateRedis::start_replica_of(&primary),
+    ];
+    let sentinels = PrivateSentinels::start(&primary, 3, "flash");
+    let first_primary = primary.port;
+    let queue = PrivateRedis::start();
+    let database = create_database().await;
+    let config = config(sentinels.url(), &queue, &database);
+    let worker = order_worker::spawn(worker_settings(&config));
+    let app = spawn_app_with(config).await;
+    let primary = Mutex::new(Some(primary));
+    let kill = || {
+        if let Some(mut redis) = primary.lock().expect("lock").take() {
+            redis.kill();
+        }
+    };
+
+    sale_through_a_kill(
+        "sentinel (primary, 2 replicas, 3 sentinels)",
+        &app,
+        &database,
+        &kill,
+    )
+    .await;
+
+    worker.stop().await.expect("worker stops");
+    let promoted = sentinels.primary_port();
+    assert!(
+        promoted.is_some_and(|port| port != first_primary),
+        "a replica was promoted: {promoted:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice() {
+    let cluster = std::sync::Arc::new(PrivateRedisCluster::start_with_replicas(3, 1));
+    let queue = PrivateRedis::start();
+    let database = create_database().await;
+    let config = config(cluster.url(), &queue, &database);
+    let worker = order_worker::spawn(worker_settings(&config));
+    let app = spawn_app_with(config).await;
+    // The primary that holds this sale's slot.
+    let victim = cluster.port_of(&app.keys().meta());
+    // Like a supervisor: the killed node is started again 3 s after it
+    // died and rejoins as the promoted replica's replica, so the shard has
+    // a replica to acknowledge purchases again.
+    let supervisor = tokio::task::spawn_blocking({
+        let cluster = cluster.clone();
+        move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while cli_ping(victim) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_secs(3));
+            cluster.restart(victim);
+        }
+    });
+    let kill = || cluster.kill(victim);
+
+    sale_through_a_kill(
+        "cluster (3 primaries, 3 replicas; the sale's primary killed, restarted 3 s later)",
+        &app,
+        &database,
+        &kill,
+    )
+    .await;
+
+    worker.stop().await.expect("worker stops");
+    supervisor.await.expect("the supervisor ran");
+    assert!(
+        cluster.port_of(&app.keys().meta()) != victim,
+        "the sale's slot moved to the promoted replica"
+    );
+}
+
+/// Whether a Redis answers PING on `port`.
+fn cli_ping(port: u16) -> bool {
+    std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "ping"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
 }
