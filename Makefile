@@ -90,7 +90,7 @@ bench-acks: build-loadtest ## What REDIS_MIN_REPLICA_ACKS=1 costs purchases (pri
 	@deploy/local/ensure-tools.sh wrk:wrk redis-server:redis-server redis-cli:redis-tools
 	@loadtest/acks.sh
 
-failover: ## Redis primary killed mid-sale behind Sentinel (real servers on loopback) -> docs/failover/latest.md
+failover: ## Redis primary killed mid-sale behind Sentinel and in a Cluster (real servers on loopback) -> docs/failover/latest.md
 	@deploy/local/ensure-tools.sh redis-server:redis-server redis-cli:redis-tools
 	@loadtest/failover.sh
 
