@@ -41,7 +41,7 @@ pub enum ArmError {
 #[derive(Clone)]
 pub struct Standing {
     pub db: PgPool,
-    pub queue: redis::aio::ConnectionManager,
+    pub queue: domain::queue::QueueConnection,
     pub queue_name: String,
 }
 

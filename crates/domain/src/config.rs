@@ -188,20 +188,20 @@ impl RedisConfig {
     /// inventory, the queue lives on its own instance.
     pub fn queue_from_env(env: &Env, main: &RedisConfig) -> Result<Self, ConfigError> {
         match env.get("REDIS_QUEUE_URL") {
-            None if main.is_cluster() || main.is_sentinel() => Err(ConfigError::new(
+            None if main.is_cluster() => Err(ConfigError::new(
                 "REDIS_QUEUE_URL",
                 "",
-                "is required when REDIS_URL is a cluster or a sentinel URL: the order queue needs a standalone Redis (redis:// or rediss://)",
+                "is required when REDIS_URL is a cluster: the order queue needs a standalone Redis (redis://, rediss:// or redis-sentinel://)",
             )),
             None => Ok(main.clone()),
-            Some(url) if has_scheme(url, &STANDALONE_SCHEMES) => Ok(Self {
+            Some(url) if has_scheme(url, &STANDALONE_SCHEMES) || url.starts_with("redis-sentinel://") => Ok(Self {
                 url: url.to_owned(),
                 command_timeout: main.command_timeout,
             }),
             Some(url) => Err(ConfigError::new(
                 "REDIS_QUEUE_URL",
                 url,
-                "must start with redis:// or rediss:// (the order queue needs a standalone Redis)",
+                "must start with redis://, rediss:// or redis-sentinel:// (the order queue needs a standalone Redis, or one behind Sentinel)",
             )),
         }
     }
@@ -328,14 +328,14 @@ mod tests {
     }
 
     #[test]
-    fn a_sentinel_url_is_accepted_and_needs_a_standalone_queue() {
+    fn a_sentinel_url_serves_the_inventory_and_the_queue() {
         let sentinel =
             "redis-sentinel://10.0.0.1:26379/0?sentinelServiceName=shop&node=10.0.0.2:26379";
         let env = Env::from_pairs([("REDIS_URL", sentinel)]);
         let main = RedisConfig::from_env(&env).expect("a sentinel url is accepted");
         assert!(main.is_sentinel() && !main.is_cluster());
-        let err = RedisConfig::queue_from_env(&env, &main).expect_err("queue must be named");
-        assert_eq!(err.name, "REDIS_QUEUE_URL");
+        let queue = RedisConfig::queue_from_env(&env, &main).expect("the queue follows it too");
+        assert_eq!(queue.url, sentinel);
 
         let env = Env::from_pairs([
             ("REDIS_URL", sentinel),

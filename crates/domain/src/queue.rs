@@ -2,27 +2,32 @@
 
 use std::time::Duration;
 
-use apalis_redis::{Config, ConnectionManager, RedisStorage};
+use apalis_redis::{Config, RedisStorage};
 use redis::{aio::ConnectionManagerConfig, Client, RedisError};
 
+pub use crate::queue_connection::QueueConnection;
 use crate::{config::RedisConfig, PersistOrder, PersistOrders, SaleId};
 
 /// The order queue's storage.
-pub type OrderStorage = RedisStorage<PersistOrders, ConnectionManager>;
+pub type OrderStorage = RedisStorage<PersistOrders, QueueConnection>;
 
 /// A reconnecting connection for apalis with bounded connect and response
-/// times, so a Redis outage turns into errors instead of hung calls.
+/// times, so a Redis outage turns into errors instead of hung calls; on a
+/// `redis-sentinel://` URL it follows the primary the sentinels name.
 ///
 /// Lazy: it connects on first use, so a process can start while Redis is
 /// down and recover by itself when it returns.
-pub fn connection(redis: &RedisConfig) -> Result<ConnectionManager, RedisError> {
-    let client = Client::open(redis.url.as_str())?;
+pub fn connection(redis: &RedisConfig) -> Result<QueueConnection, RedisError> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(redis.command_timeout))
         .set_response_timeout(Some(redis.command_timeout))
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config)
+    if redis.is_sentinel() {
+        return QueueConnection::sentinel(&redis.url, config);
+    }
+    let client = Client::open(redis.url.as_str())?;
+    QueueConnection::direct(client, config)
 }
 
 /// Jobs a worker fetches per poll: enough to fill the worker's batches.
@@ -40,7 +45,7 @@ const MISSED_HEARTBEATS: usize = 6;
 /// No pub/sub events (nobody listens; each would cost a PUBLISH per job)
 /// and no task locks (each lock scans the whole active list with LREM, and
 /// a fetch already moves a job into one worker's in-flight set).
-pub fn storage(conn: ConnectionManager, queue: &str) -> OrderStorage {
+pub fn storage(conn: QueueConnection, queue: &str) -> OrderStorage {
     let config = Config::default()
         .queue(queue)
         .batch_size(FETCH_BATCH)
@@ -58,7 +63,7 @@ pub fn storage(conn: ConnectionManager, queue: &str) -> OrderStorage {
 /// PostgreSQL's rows: a confirmed purchase whose job has not landed yet
 /// must not go back on sale.
 pub async fn orders_in_queue(
-    conn: &mut ConnectionManager,
+    conn: &mut QueueConnection,
     queue: &str,
     sale: &SaleId,
 ) -> Result<Vec<PersistOrder>, RedisError> {

@@ -10,8 +10,9 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use apalis_redis::Config;
+use domain::queue::QueueConnection;
 use domain::PersistOrders;
-use redis::{aio::ConnectionManager, AsyncCommands, RedisResult, Script};
+use redis::{AsyncCommands, RedisResult, Script};
 use tokio_util::sync::CancellationToken;
 
 use orders::PgPool;
@@ -36,7 +37,7 @@ pub struct Finished {
 
 impl Finished {
     /// Starts the recorder on the current runtime.
-    pub fn spawn(mut conn: ConnectionManager, queue: &str) -> Self {
+    pub fn spawn(mut conn: QueueConnection, queue: &str) -> Self {
         let key = noted_set(queue);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(NOTES_WAITING);
         tokio::spawn(async move {
@@ -97,7 +98,7 @@ impl QueueKeeper {
     }
 
     /// Moves every due job to the active list; returns how many moved.
-    pub async fn promote_all(&self, conn: &mut ConnectionManager) -> RedisResult<usize> {
+    pub async fn promote_all(&self, conn: &mut QueueConnection) -> RedisResult<usize> {
         let mut moved = 0;
         loop {
             let n: usize = self
@@ -117,7 +118,7 @@ impl QueueKeeper {
     }
 
     /// Gives the jobs held by the stopped loop `worker` back to the queue.
-    pub async fn release(&self, conn: &mut ConnectionManager, worker: &str) -> RedisResult<usize> {
+    pub async fn release(&self, conn: &mut QueueConnection, worker: &str) -> RedisResult<usize> {
         let queue = &self.queue;
         self.release
             .key(self.config.workers_set())
@@ -132,7 +133,7 @@ impl QueueKeeper {
     /// Removes the jobs noted finished more than `retention` ago.
     pub async fn sweep_noted(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut QueueConnection,
         retention: Duration,
     ) -> RedisResult<usize> {
         let before = epoch_seconds().saturating_sub(retention.as_secs());
@@ -161,7 +162,7 @@ impl QueueKeeper {
     /// ledger). Costly on a big queue: run once per retention.
     pub async fn sweep(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut QueueConnection,
         pool: &PgPool,
         retention: Duration,
     ) -> anyhow::Result<usize> {
@@ -190,7 +191,7 @@ impl QueueKeeper {
 
     async fn sweep_dead(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut QueueConnection,
         pool: &PgPool,
         before: u64,
     ) -> anyhow::Result<usize> {
@@ -222,7 +223,7 @@ impl QueueKeeper {
     }
 
     /// Jobs waiting (scheduled, active) and kept (done, dead).
-    pub async fn depth(&self, conn: &mut ConnectionManager) -> RedisResult<Depth> {
+    pub async fn depth(&self, conn: &mut QueueConnection) -> RedisResult<Depth> {
         let (scheduled, active, done, dead) = redis::pipe()
             .zcard(self.config.scheduled_jobs_set())
             .llen(self.config.active_jobs_list())
@@ -242,7 +243,7 @@ impl QueueKeeper {
     /// sweeps finished jobs every few seconds, until `shutdown`.
     pub async fn run(
         self,
-        mut conn: ConnectionManager,
+        mut conn: QueueConnection,
         pool: PgPool,
         interval: Duration,
         retention: Duration,

@@ -49,7 +49,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
 pub struct Worker {
     settings: WorkerSettings,
     pool: orders::PgPool,
-    queue: redis::aio::ConnectionManager,
+    queue: domain::queue::QueueConnection,
     /// The inventory Redis (the ledgers), which may be a cluster: fred.
     ledger: fred::clients::Client,
     keeper: QueueKeeper,
@@ -250,7 +250,7 @@ async fn migrate_when_reachable(settings: &WorkerSettings, shutdown: &Cancellati
 async fn run_once(
     settings: &WorkerSettings,
     name: &str,
-    conn: redis::aio::ConnectionManager,
+    conn: domain::queue::QueueConnection,
     context: JobContext,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {

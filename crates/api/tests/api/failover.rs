@@ -35,16 +35,20 @@ struct Answer {
     at: Instant,
 }
 
-/// The sale's settings on `redis_url`, the queue on `queue`; a purchase
-/// whose acks did not come in time (503) may still stand, and the
-/// reconciler persists it after a 2 s grace.
-fn config(redis_url: String, queue: &PrivateRedis, database: &str) -> TestConfig {
-    TestConfig::active(STOCK)
+/// The sale's settings on `redis_url`, the queue there too or on `queue`;
+/// a purchase whose acks did not come in time (503) may still stand, and
+/// so may one whose job the failover lost: the reconciler persists them
+/// after a 2 s grace.
+fn config(redis_url: String, queue: Option<&PrivateRedis>, database: &str) -> TestConfig {
+    let config = TestConfig::active(STOCK)
         .set("REDIS_URL", redis_url)
-        .set("REDIS_QUEUE_URL", queue.url())
         .set("DATABASE_URL", database)
         .set("REDIS_MIN_REPLICA_ACKS", 1)
-        .set("RECONCILE_GRACE_MS", 2_000)
+        .set("RECONCILE_GRACE_MS", 2_000);
+    match queue {
+        Some(queue) => config.set("REDIS_QUEUE_URL", queue.url()),
+        None => config,
+    }
 }
 
 /// Buys until the answer is not a 503 (for at most 30 s), counting every
@@ -196,9 +200,9 @@ async fn a_sentinel_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice
     ];
     let sentinels = PrivateSentinels::start(&primary, 3, "flash");
     let first_primary = primary.port;
-    let queue = PrivateRedis::start();
     let database = create_database().await;
-    let config = config(sentinels.url(), &queue, &database);
+    // The order queue behind the same sentinels: it follows the failover too.
+    let config = config(sentinels.url(), None, &database);
     let worker = order_worker::spawn(worker_settings(&config));
     let app = spawn_app_with(config).await;
     let primary = Mutex::new(Some(primary));
@@ -209,7 +213,7 @@ async fn a_sentinel_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice
     };
 
     sale_through_a_kill(
-        "sentinel (primary, 2 replicas, 3 sentinels)",
+        "sentinel (primary, 2 replicas, 3 sentinels; the order queue there too)",
         &app,
         &database,
         &kill,
@@ -229,7 +233,7 @@ async fn a_cluster_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice(
     let cluster = std::sync::Arc::new(PrivateRedisCluster::start_with_replicas(3, 1));
     let queue = PrivateRedis::start();
     let database = create_database().await;
-    let config = config(cluster.url(), &queue, &database);
+    let config = config(cluster.url(), Some(&queue), &database);
     let worker = order_worker::spawn(worker_settings(&config));
     let app = spawn_app_with(config).await;
     // The primary that holds this sale's slot.
@@ -264,6 +268,49 @@ async fn a_cluster_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice(
         cluster.port_of(&app.keys().meta()) != victim,
         "the sale's slot moved to the promoted replica"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_connection_follows_the_primary_the_sentinels_name() {
+    let mut primary = PrivateRedis::start();
+    let replica = PrivateRedis::start_replica_of(&primary);
+    let sentinels = PrivateSentinels::start(&primary, 3, "queue");
+    let redis = domain::config::RedisConfig {
+        url: sentinels.url(),
+        command_timeout: Duration::from_secs(1),
+    };
+    let mut queue = domain::queue::connection(&redis).expect("a sentinel URL");
+    let set = |key: &'static str| redis::cmd("SET").arg(key).arg("1").clone();
+    let _: () = set("before")
+        .query_async(&mut queue)
+        .await
+        .expect("SET on the primary");
+
+    primary.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sentinels.primary_port() != Some(replica.port) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The same connection, the next calls: they reach the promoted replica.
+    let mut written = Err(None);
+    for _ in 0..40 {
+        match set("after").query_async::<()>(&mut queue).await {
+            Ok(()) => {
+                written = Ok(());
+                break;
+            }
+            Err(error) => written = Err(Some(error)),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    assert_eq!(
+        sentinels.primary_port(),
+        Some(replica.port),
+        "the replica was promoted"
+    );
+    written.expect("a write through the queue's connection after the failover");
+    assert_eq!(replica.cli(&["GET", "after"]), "1");
 }
 
 /// Whether a Redis answers PING on `port`.

@@ -13,7 +13,7 @@ use test_support::{create_database, eventually, PrivatePostgres, PrivateRedis};
 use crate::{count, job, settings, settings_for, single, unique_queue, wait_for_count};
 
 /// Bytes Redis uses for every key of `queue`.
-async fn queue_memory(conn: &mut redis::aio::ConnectionManager, queue: &str) -> u64 {
+async fn queue_memory(conn: &mut domain::queue::QueueConnection, queue: &str) -> u64 {
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{queue}*"))
         .query_async(conn)
@@ -201,7 +201,7 @@ async fn a_conflicting_order_is_counted_as_a_conflict_not_a_duplicate() {
 
 /// A sale `<prefix>-<random>` that ended `ago` with one buyer in its ledger.
 async fn ended_sale(
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut domain::queue::QueueConnection,
     prefix: &str,
     ago: chrono::Duration,
 ) -> (SaleId, LedgerEntry) {
