@@ -78,9 +78,11 @@ validate-deploy: ## Validate docker-compose.yml (docker-compose config) and depl
 build-loadtest: ## Build the release binaries and the load generator (loadtest/)
 	$(CARGO) build --release -p api -p order-worker -p loadtest
 
-bench: build-loadtest ## Throughput vs a plaintext baseline, p50/p99, orders persisted/s, Redis CPU per purchase, api RSS (wrk)
+bench: build-loadtest ## Throughput vs a plaintext baseline, p50/p99, orders persisted/s, Redis CPU per purchase, api RSS (wrk); then bench-acks
 	@deploy/local/ensure-tools.sh wrk:wrk redis-cli:redis-tools
 	@loadtest/bench.sh
+	@# Replica acknowledgements need a replica: a private primary + replica.
+	@loadtest/acks.sh
 
 bench-ab: build-loadtest ## Purchases and a lone buyer, this build beside AB_BEFORE_BIN_DIR's, in one run -> docs/bench/ab.md
 	@deploy/local/ensure-tools.sh wrk:wrk redis-cli:redis-tools
