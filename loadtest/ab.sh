@@ -21,10 +21,7 @@ cd "$ROOT"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 cleanup() {
   stack_stop
-  local redis="redis://${REDIS_HOST:-localhost}:${REDIS_PORT:-6379}"
-  for pattern in "loadtest:$RUN_ID:*" "{sale:load-ab-*-$RUN_ID}*"; do
-    redis-cli -u "$redis" --scan --pattern "$pattern" | xargs -r -n 2000 redis-cli -u "$redis" del >/dev/null
-  done
+  stack_drop_run_keys
 }
 trap cleanup EXIT
 
@@ -35,12 +32,18 @@ stack_api ab-before "$AB_PORT" STOCK_QUANTITY=100000000 USER_MAX_ATTEMPTS=0
 BIN=$after_bin
 stack_api ab-after "$((AB_PORT + 1))" STOCK_QUANTITY=100000000 USER_MAX_ATTEMPTS=0
 
-# One wrk run: "<req/s> <p50 ms>".
+# One wrk run: "<req/s> <p50 ms>"; fails (no figure) when wrk did not run
+# or any answer was not a 201.
 measure() { # port connections
-  local threads=2
+  local threads=2 out
   [ "$2" -ge 2 ] || threads=1
-  wrk -t"$threads" -c"$2" -d"${AB_SECONDS}s" --latency -s loadtest/purchase.lua "http://127.0.0.1:$1" |
-    awk '/Requests\/sec/ {rps=$2} /^ +50%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v*=1000}; p50=v} END {printf "%.0f %.3f\n", rps, p50}'
+  out=$(wrk -t"$threads" -c"$2" -d"${AB_SECONDS}s" --latency -s loadtest/purchase.lua "http://127.0.0.1:$1") ||
+    { echo "[ab] wrk failed against :$1" >&2; return 1; }
+  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+    echo "[ab] :$1 answered errors; no figure: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2
+    return 1
+  fi
+  awk '/Requests\/sec/ {rps=$2} /^ +50%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v*=1000}; p50=v} END {if (rps == 0) exit 1; printf "%.0f %.3f\n", rps, p50}' <<<"$out"
 }
 declare -A runs
 for round in $(seq "$AB_ROUNDS"); do
@@ -48,7 +51,8 @@ for round in $(seq "$AB_ROUNDS"); do
     for build in before after; do
       port=$AB_PORT
       [ "$build" = after ] && port=$((AB_PORT + 1))
-      runs[$build-$row]+="$(measure "$port" "$row")"$'\n'
+      run=$(measure "$port" "$row") || exit 1
+      runs[$build-$row]+="$run"$'\n'
     done
   done
   echo "[ab] round $round done" >&2

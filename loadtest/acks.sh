@@ -46,17 +46,22 @@ stack_api acks-0 "$ACKS_PORT" "$url" STOCK_QUANTITY=100000000 USER_MAX_ATTEMPTS=
 stack_api acks-1 "$((ACKS_PORT + 1))" "$url" STOCK_QUANTITY=100000000 USER_MAX_ATTEMPTS=0 \
   REDIS_MIN_REPLICA_ACKS=1 REDIS_REPLICA_ACK_TIMEOUT_MS=100
 
-# One wrk run: "<req/s> <p50 ms> <p99 ms> <non-2xx>".
+# One wrk run: "<req/s> <p50 ms> <p99 ms> <non-2xx>"; fails when wrk did
+# not run or nothing was answered (answers not 2xx are reported, not
+# failed: a replica slow to acknowledge is a 503 by design).
 measure() { # port
-  wrk -t2 -c64 -d"${ACKS_SECONDS}s" --latency -s loadtest/purchase.lua "http://127.0.0.1:$1" |
-    awk 'function ms(v) { if (v ~ /us$/) { sub(/us/, "", v); return v / 1000 } if (v ~ /ms$/) { sub(/ms/, "", v); return v } sub(/s/, "", v); return v * 1000 }
+  local out
+  out=$(wrk -t2 -c64 -d"${ACKS_SECONDS}s" --latency -s loadtest/purchase.lua "http://127.0.0.1:$1") ||
+    { echo "[acks] wrk failed against :$1" >&2; return 1; }
+  awk 'function ms(v) { if (v ~ /us$/) { sub(/us/, "", v); return v / 1000 } if (v ~ /ms$/) { sub(/ms/, "", v); return v } sub(/s/, "", v); return v * 1000 }
       /Requests\/sec/ {rps=$2} /^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)} /Non-2xx/ {bad=$NF}
-      END {printf "%.0f %.3f %.3f %d\n", rps, p50, p99, bad}'
+      END {if (rps == 0) exit 1; printf "%.0f %.3f %.3f %d\n", rps, p50, p99, bad}' <<<"$out"
 }
 declare -A runs
 for round in $(seq "$ACKS_ROUNDS"); do
   for acks in 0 1; do
-    runs[$acks]+="$(measure "$((ACKS_PORT + acks))")"$'\n'
+    run=$(measure "$((ACKS_PORT + acks))") || { echo "[acks] no figure for acks=$acks" >&2; exit 1; }
+    runs[$acks]+="$run"$'\n'
   done
   echo "[acks] round $round done" >&2
 done

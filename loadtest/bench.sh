@@ -22,12 +22,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # The run's sales and queues (jobs no worker drains, a ledger per row) are
 # dropped when it ends: they would slow every SCAN of the shared Redis (the
 # tests' workers scan it) and hold memory for nothing; the figures are kept.
-cleanup() {
-  for pattern in 'bench:*' '{sale:bench-*'; do
-    redis-cli -u "${REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT}" --scan --pattern "$pattern" |
-      xargs -r -n 2000 redis-cli -u "${REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT}" del >/dev/null
-  done
-}
-trap cleanup EXIT
+trap 'drop_keys "${REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT}" "bench:*" "{sale:bench-*"' EXIT
 "$BIN/loadtest" bench --bin-dir "$BIN" \
   --redis-url "${REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT}" --database-url "$DATABASE_URL"

@@ -22,10 +22,7 @@ data=$(mktemp -d)
 cleanup() {
   stack_stop
   rm -rf "$data"
-  local redis="redis://${REDIS_HOST:-localhost}:${REDIS_PORT:-6379}"
-  for pattern in "loadtest:$RUN_ID:*" "{sale:load-profile-$RUN_ID}*"; do
-    redis-cli -u "$redis" --scan --pattern "$pattern" | xargs -r -n 2000 redis-cli -u "$redis" del >/dev/null
-  done
+  stack_drop_run_keys
 }
 trap cleanup EXIT
 

@@ -86,6 +86,13 @@ stack_stop_worker() {
   WORKER_PIDS=()
 }
 
+# Drops this run's sales and queue from Redis (jobs no worker drains would
+# stay in the shared Redis for good).
+stack_drop_run_keys() {
+  drop_keys "redis://${REDIS_HOST:-localhost}:${REDIS_PORT:-6379}" \
+    "loadtest:$RUN_ID:*" "{sale:load-*-$RUN_ID}*"
+}
+
 stack_stop() {
   [ "${#STACK_PIDS[@]}" -gt 0 ] || return 0
   kill -TERM "${STACK_PIDS[@]}" 2>/dev/null || true

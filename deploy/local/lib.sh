@@ -17,3 +17,13 @@ wait_healthy() {
 
 # A TCP port nothing listens on now (for private servers of a run).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# drop_keys REDIS_URL PATTERN...: deletes every key matching the patterns
+# (SCAN, then DEL a batch at a time): a run's leftovers in a shared Redis.
+drop_keys() {
+  local url=$1 pattern
+  shift
+  for pattern in "$@"; do
+    redis-cli -u "$url" --scan --pattern "$pattern" | xargs -r -n 2000 redis-cli -u "$url" del >/dev/null
+  done
+}

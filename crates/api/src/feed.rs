@@ -406,9 +406,13 @@ mod tests {
         let mut stream = Box::pin(feed.events(CancellationToken::new()).expect("stream"));
         next_status(&mut stream).await;
 
-        let next = stream.next().await;
+        let next = tokio::time::timeout(KEEP_ALIVE * 2, stream.next()).await;
 
-        assert_eq!(next, Some(Ok(Bytes::from_static(KEEP_ALIVE_COMMENT))));
+        assert_eq!(
+            next,
+            Ok(Some(Ok(Bytes::from_static(KEEP_ALIVE_COMMENT)))),
+            "a comment within {KEEP_ALIVE:?} of quiet"
+        );
     }
 
     #[test]

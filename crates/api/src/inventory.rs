@@ -67,14 +67,7 @@ impl Inventory {
     ) -> Result<Self, FredError> {
         let pool = domain::inventory_redis::builder(redis)?.build_pool(pool_size)?;
         pool.init().await?;
-        let inventory = Self {
-            redis: redis.clone(),
-            pool,
-            keys,
-            purchase: Script::from_lua(PURCHASE_LUA),
-            arm: Script::from_lua(ARM_LUA),
-            reading: Script::from_lua(READING_LUA),
-        };
+        let inventory = Self::over(pool, redis, keys);
         inventory.purchase.load(inventory.pool.next()).await?;
         inventory.arm.load(inventory.pool.next()).await?;
         inventory.reading.load(inventory.pool.next()).await?;
@@ -88,14 +81,19 @@ impl Inventory {
     pub fn start(redis: &RedisConfig, pool_size: usize, keys: SaleKeys) -> Result<Self, FredError> {
         let pool = domain::inventory_redis::patient_builder(redis)?.build_pool(pool_size)?;
         drop(pool.connect_pool());
-        Ok(Self {
+        Ok(Self::over(pool, redis, keys))
+    }
+
+    /// The inventory of `keys` over `pool`.
+    fn over(pool: Pool, redis: &RedisConfig, keys: SaleKeys) -> Self {
+        Self {
             redis: redis.clone(),
             pool,
             keys,
             purchase: Script::from_lua(PURCHASE_LUA),
             arm: Script::from_lua(ARM_LUA),
             reading: Script::from_lua(READING_LUA),
-        })
+        }
     }
 
     /// The same inventory over one connection of its own, driven by the

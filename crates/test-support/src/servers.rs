@@ -378,6 +378,11 @@ impl PrivateRedisCluster {
         self.children.lock().expect("lock")[i] = child;
     }
 
+    /// Whether the node on `port` answers PING.
+    pub fn answers(&self, port: u16) -> bool {
+        cli(port, &["ping"]) == "PONG"
+    }
+
     fn index(&self, port: u16) -> usize {
         self.ports
             .iter()
