@@ -183,14 +183,15 @@ impl Inventory {
             batch.iter().map(|(user, order)| (user.as_str(), *order)),
         );
         let client = self.pool.next();
-        let replies: Vec<String> = timed(
-            "purchase",
-            self.purchase.evalsha_with_reload(client, keys, args),
-        )
-        .await?;
-        if acks.min > 0 {
-            self.wait_for_replicas(client, acks).await?;
-        }
+        let replies: Vec<String> = if acks.min > 0 {
+            self.purchase_replicated(client, keys, args, acks).await?
+        } else {
+            timed(
+                "purchase",
+                self.purchase.evalsha_with_reload(client, keys, args),
+            )
+            .await?
+        };
         if replies.len() != batch.len() {
             return Err(ScriptReplyError(format!(
                 "{} replies to {} purchases",
@@ -205,37 +206,67 @@ impl Inventory {
             .collect()
     }
 
-    /// `WAIT` on `client` (the connection that wrote): on a cluster, sent
-    /// to the primary that holds the sale's slot.
-    async fn wait_for_replicas(
+    /// The purchase script with `WAIT` right behind it, pipelined on one
+    /// connection (on a cluster: the sale's primary) and written together,
+    /// so the `WAIT` always counts the acks of this script's writes. Sent
+    /// one after the other, a reconnection in between would put the `WAIT`
+    /// on a fresh connection that wrote nothing, and it would pass at once
+    /// whatever the replicas have. Commands get one attempt: a connection
+    /// lost under the pipeline fails it (503), never re-sends half of it.
+    /// The script is re-loaded once on NOSCRIPT.
+    async fn purchase_replicated(
         &self,
         client: &fred::prelude::Client,
+        keys: Vec<String>,
+        args: Vec<String>,
         acks: ReplicaAcks,
-    ) -> Result<(), InventoryError> {
-        let timeout_ms = i64::try_from(acks.timeout.as_millis()).unwrap_or(i64::MAX);
-        let wanted = i64::from(acks.min);
-        let acked: i64 = if client.is_clustered() {
-            let slot = fred::util::redis_keyslot(self.keys.stock().as_bytes());
-            let options = fred::types::config::Options {
-                cluster_hash: Some(fred::types::ClusterHash::Custom(slot)),
-                ..Default::default()
-            };
-            timed(
-                "wait",
-                client.with_options(&options).wait(wanted, timeout_ms),
-            )
-            .await?
-        } else {
-            timed("wait", client.wait(wanted, timeout_ms)).await?
+    ) -> Result<Vec<String>, InventoryError> {
+        use fred::types::{ClusterHash, CustomCommand, Value};
+        let slot = fred::util::redis_keyslot(self.keys.stock().as_bytes());
+        let at_sale = fred::types::config::Options {
+            cluster_hash: Some(ClusterHash::Custom(slot)),
+            ..Default::default()
         };
-        if acked < wanted {
-            crate::metrics::replica_acks_missing();
-            return Err(InventoryError::NotReplicated {
-                acked,
-                wanted: acks.min,
-            });
+        let wanted = i64::from(acks.min);
+        let timeout_ms = i64::try_from(acks.timeout.as_millis()).unwrap_or(i64::MAX);
+        let mut evalsha: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
+        evalsha.push(Value::from(self.purchase.sha1().clone()));
+        evalsha.push(Value::from(keys.len() as i64));
+        evalsha.extend(keys.into_iter().map(Value::from));
+        evalsha.extend(args.into_iter().map(Value::from));
+        let mut reloaded = false;
+        loop {
+            crate::failpoint::pause_if("before-replica-wait").await;
+            let pipeline = client.pipeline();
+            let command = CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false);
+            let _: () = pipeline.custom(command, evalsha.clone()).await?;
+            let _: () = pipeline
+                .with_options(&at_sale)
+                .wait(wanted, timeout_ms)
+                .await?;
+            let started = Instant::now();
+            let mut results = pipeline.try_all::<Value>().await.into_iter();
+            let script = results.next().unwrap_or_else(|| Err(lost_reply()));
+            let waited = results.next().unwrap_or_else(|| Err(lost_reply()));
+            crate::metrics::redis_call("purchase", started.elapsed(), script.is_ok());
+            let script = match script {
+                Err(error) if !reloaded && error.details().starts_with("NOSCRIPT") => {
+                    reloaded = true;
+                    timed("script_load", self.purchase.load(client)).await?;
+                    continue;
+                }
+                other => other?,
+            };
+            let acked: i64 = waited?.convert()?;
+            if acked < wanted {
+                crate::metrics::replica_acks_missing();
+                return Err(InventoryError::NotReplicated {
+                    acked,
+                    wanted: acks.min,
+                });
+            }
+            return Ok(script.convert()?);
         }
-        Ok(())
     }
 
     /// Remaining stock and Redis's clock, in one round trip.
@@ -298,4 +329,9 @@ async fn timed<T>(
     let result = call.await;
     crate::metrics::redis_call(command, started.elapsed(), result.is_ok());
     result
+}
+
+/// A pipeline that answered fewer replies than it was sent commands.
+fn lost_reply() -> FredError {
+    FredError::new(fred::error::ErrorKind::Protocol, "pipeline reply missing")
 }

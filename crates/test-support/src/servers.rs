@@ -378,6 +378,33 @@ impl PrivateRedisCluster {
         self.children.lock().expect("lock")[i] = child;
     }
 
+    /// Freezes the node on `port` (SIGSTOP) until [`Self::resume`].
+    pub fn pause(&self, port: u16) {
+        self.signal(port, "-STOP");
+    }
+
+    pub fn resume(&self, port: u16) {
+        self.signal(port, "-CONT");
+    }
+
+    fn signal(&self, port: u16, signal: &str) {
+        let pid = self.children.lock().expect("lock")[self.index(port)]
+            .id()
+            .to_string();
+        let _ = Command::new("kill").args([signal, &pid]).status();
+    }
+
+    /// The port of the (first) replica of the primary on `primary`.
+    pub fn replica_of(&self, primary: u16) -> u16 {
+        let replication = cli(primary, &["info", "replication"]);
+        replication
+            .lines()
+            .find_map(|line| line.strip_prefix("slave0:"))
+            .and_then(|fields| fields.split(',').find_map(|f| f.strip_prefix("port=")))
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("{primary} has no replica: {replication}"))
+    }
+
     /// Whether the node on `port` answers PING.
     pub fn answers(&self, port: u16) -> bool {
         cli(port, &["ping"]) == "PONG"
