@@ -256,6 +256,11 @@ impl PrivateSentinels {
         )
     }
 
+    /// `redis-cli` against the first sentinel.
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli(self.ports[0], args)
+    }
+
     /// The port of the primary the first sentinel names now.
     pub fn primary_port(&self) -> Option<u16> {
         cli(

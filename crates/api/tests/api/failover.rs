@@ -320,3 +320,53 @@ async fn the_queue_connection_follows_the_primary_the_sentinels_name() {
     written.expect("a write through the queue's connection after the failover");
     assert_eq!(replica.cli(&["GET", "after"]), "1");
 }
+
+/// A failover while the old primary is still up (an operator's `SENTINEL
+/// FAILOVER`, or sentinels that wrongly thought it down): the api keeps
+/// writing there until the sentinels demote it, which drops its clients
+/// (about 8 s later: they wait to see it report itself primary). Those
+/// purchases get 503 (its replicas moved to the new primary: no acks), then
+/// the api must find the new primary by itself, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_demoted_under_open_connections_is_left_for_the_new_one() {
+    let primary = PrivateRedis::start();
+    let replicas = [
+        PrivateRedis::start_replica_of(&primary),
+        PrivateRedis::start_replica_of(&primary),
+    ];
+    let sentinels = PrivateSentinels::start(&primary, 3, "demoted");
+    let database = create_database().await;
+    let queue = PrivateRedis::start();
+    let app = spawn_app_with(config(sentinels.url(), Some(&queue), &database)).await;
+    assert_eq!(app.purchase("before").await.status(), 201);
+
+    let asked = sentinels.cli(&["SENTINEL", "FAILOVER", "demoted"]);
+    assert_eq!(asked, "OK", "the sentinels start a failover");
+    let started = Instant::now();
+    let mut sold_on_the_new_primary = None;
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(40) {
+        i += 1;
+        let user = format!("after-{i}");
+        if app.purchase(&user).await.status() == 201 {
+            let now = sentinels.primary_port();
+            let holder = replicas.iter().find(|r| Some(r.port) == now);
+            if holder.is_some_and(|r| r.cli(&["HEXISTS", &app.keys().buyers(), &user]) == "1") {
+                sold_on_the_new_primary = Some(started.elapsed());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let old = primary.cli(&["ROLE"]);
+
+    assert!(
+        old.starts_with("slave"),
+        "the sentinels demoted the old primary: {old}"
+    );
+    assert!(
+        sold_on_the_new_primary.is_some(),
+        "purchases are confirmed on the promoted primary without a restart"
+    );
+    eprintln!("demoted primary left after {sold_on_the_new_primary:?}");
+}
