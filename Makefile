@@ -84,7 +84,7 @@ bench: build-loadtest ## Throughput vs a plaintext baseline, p50/p99, orders per
 	@# Replica acknowledgements need a replica: a private primary + replica.
 	@loadtest/acks.sh
 
-bench-ab: build-loadtest ## Purchases and a lone buyer, this build beside AB_BEFORE_BIN_DIR's, in one run -> docs/bench/ab.md
+bench-ab: build-loadtest ## Purchases, a lone buyer and a sold-out sale, this build beside AB_BEFORE_BIN_DIR's, in one run -> docs/bench/ab.md
 	@deploy/local/ensure-tools.sh wrk:wrk redis-cli:redis-tools
 	@loadtest/ab.sh
 

@@ -5,8 +5,9 @@
 # than most changes). Starts an api of each build (AB_BEFORE_BIN_DIR and
 # LOADTEST_BIN_DIR, the current release build) on a fresh sale of its own,
 # then AB_ROUNDS (5) interleaved rounds of AB_SECONDS (5) per row and build:
-# purchases with 64 connections and a lone buyer (one connection, one
-# request at a time), no worker. Writes AB_REPORT (docs/bench/ab.md) with
+# purchases with 64 connections, a lone buyer (one connection, one
+# request at a time) and a sold-out sale (64 connections, every answer a
+# 410), no worker. Writes AB_REPORT (docs/bench/ab.md) with
 # each row's median round per build.
 set -euo pipefail
 # shellcheck source=loadtest/stack.sh
@@ -31,27 +32,52 @@ BIN=$AB_BEFORE_BIN_DIR
 stack_api ab-before "$AB_PORT" STOCK_QUANTITY=100000000 USER_MAX_ATTEMPTS=0
 BIN=$after_bin
 stack_api ab-after "$((AB_PORT + 1))" STOCK_QUANTITY=100000000 USER_MAX_ATTEMPTS=0
+# A sale of one unit, bought before the rounds: sold out.
+for build in before after; do
+  port=$((AB_PORT + 2))
+  [ "$build" = after ] && port=$((AB_PORT + 3))
+  [ "$build" = before ] && BIN=$AB_BEFORE_BIN_DIR
+  stack_api "ab-$build-soldout" "$port" STOCK_QUANTITY=1 USER_MAX_ATTEMPTS=0
+  BIN=$after_bin
+  curl -fsS -o /dev/null -H 'content-type: application/json' -d '{"userId":"the-only-buyer"}' \
+    "http://127.0.0.1:$port/api/purchases" || { echo "[ab] the one unit on :$port was not sold" >&2; exit 1; }
+done
 
 # One wrk run: "<req/s> <p50 ms>"; fails (no figure) when wrk did not run
-# or any answer was not a 201.
-measure() { # port connections
+# or any answer was not a 201 (with "soldout": not a 410).
+measure() { # port connections [soldout]
   local threads=2 out
   [ "$2" -ge 2 ] || threads=1
   out=$(wrk -t"$threads" -c"$2" -d"${AB_SECONDS}s" --latency -s loadtest/purchase.lua "http://127.0.0.1:$1") ||
     { echo "[ab] wrk failed against :$1" >&2; return 1; }
-  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+  if grep -q 'Socket errors' <<<"$out" || { [ -z "${3:-}" ] && grep -q 'Non-2xx' <<<"$out"; }; then
     echo "[ab] :$1 answered errors; no figure: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2
     return 1
+  fi
+  if [ -n "${3:-}" ]; then
+    # Every answer a refusal: as many non-2xx as requests, all 410 (the
+    # api's own count of sold-out answers is in its metrics; wrk's suffices).
+    local total refused
+    total=$(awk '/requests in/ {print $1}' <<<"$out")
+    refused=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+    [ -n "$total" ] && [ "$total" = "$refused" ] ||
+      { echo "[ab] :$1 sold out, yet $refused refusals of $total answers" >&2; return 1; }
   fi
   awk '/Requests\/sec/ {rps=$2} /^ +50%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v*=1000}; p50=v} END {if (rps == 0) exit 1; printf "%.0f %.3f\n", rps, p50}' <<<"$out"
 }
 declare -A runs
 for round in $(seq "$AB_ROUNDS"); do
-  for row in 64 1; do
+  for row in 64 1 soldout; do
     for build in before after; do
-      port=$AB_PORT
-      [ "$build" = after ] && port=$((AB_PORT + 1))
-      run=$(measure "$port" "$row") || exit 1
+      if [ "$row" = soldout ]; then
+        port=$((AB_PORT + 2))
+        [ "$build" = after ] && port=$((AB_PORT + 3))
+        run=$(measure "$port" 64 soldout) || exit 1
+      else
+        port=$AB_PORT
+        [ "$build" = after ] && port=$((AB_PORT + 1))
+        run=$(measure "$port" "$row") || exit 1
+      fi
       runs[$build-$row]+="$run"$'\n'
     done
   done
@@ -72,11 +98,12 @@ mkdir -p "$(dirname "$AB_REPORT")"
   echo
   echo "| row | before req/s | after req/s | after / before | before p50 ms | after p50 ms | p50 after - before |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-  for row in 64 1; do
+  for row in 64 1 soldout; do
     read -r b_rps b_p50 <<<"$(median "before-$row")"
     read -r a_rps a_p50 <<<"$(median "after-$row")"
     label="purchases, 64 connections"
     [ "$row" = 1 ] && label="a lone buyer (1 connection)"
+    [ "$row" = soldout ] && label="sold out (every answer a 410), 64 connections"
     awk -v l="$label" -v br="$b_rps" -v ar="$a_rps" -v bp="$b_p50" -v ap="$a_p50" \
       'BEGIN {printf "| %s | %d | %d | %.2fx | %.3f | %.3f | %+.3f ms |\n", l, br, ar, ar/br, bp, ap, ap-bp}'
   done
