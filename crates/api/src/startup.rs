@@ -177,6 +177,7 @@ async fn app_state(
         wanted: wanted.clone(),
         sale: sale.clone(),
         feed: feed.clone(),
+        shutdown: shutdown.clone(),
     };
     // Redis up: arm now, before listening (a cluster needs its slots first).
     inventory
@@ -227,6 +228,8 @@ struct Arming {
     wanted: Wanted,
     sale: ArmedSale,
     feed: SaleFeed,
+    /// Stopping the api stops the attempts too.
+    shutdown: CancellationToken,
 }
 
 impl Arming {
@@ -238,13 +241,25 @@ impl Arming {
         Ok(())
     }
 
-    /// Attempts every [`ARM_RETRY`] until one arms the sale; says why it
-    /// cannot every 10 s meanwhile.
+    /// Attempts every [`ARM_RETRY`] until one arms the sale or the api
+    /// stops; says why it cannot every 10 s meanwhile.
     async fn until_armed(self) {
         let mut said = std::time::Instant::now();
         loop {
-            tokio::time::sleep(ARM_RETRY).await;
-            match self.once().await {
+            let attempt = async {
+                tokio::time::sleep(ARM_RETRY).await;
+                self.once().await
+            };
+            // An attempt waiting for Redis is dropped too: its only call
+            // out before an answer is the read-only look.
+            let attempted = tokio::select! {
+                () = self.shutdown.cancelled() => {
+                    tracing::info!("stopping; the sale was never armed");
+                    return;
+                }
+                attempted = attempt => attempted,
+            };
+            match attempted {
                 Ok(()) => {
                     tracing::info!(sale.id = %self.wanted.id, "sale armed; serving purchases");
                     return;

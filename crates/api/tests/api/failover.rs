@@ -340,7 +340,15 @@ async fn a_primary_demoted_under_open_connections_is_left_for_the_new_one() {
     let app = spawn_app_with(config(sentinels.url(), Some(&queue), &database)).await;
     assert_eq!(app.purchase("before").await.status(), 201);
 
-    let asked = sentinels.cli(&["SENTINEL", "FAILOVER", "demoted"]);
+    // NOGOODSLAVE until the sentinels have seen the replicas report in.
+    let mut asked = String::new();
+    for _ in 0..100 {
+        asked = sentinels.cli(&["SENTINEL", "FAILOVER", "demoted"]);
+        if asked == "OK" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(asked, "OK", "the sentinels start a failover");
     let started = Instant::now();
     let mut sold_on_the_new_primary = None;

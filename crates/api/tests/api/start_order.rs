@@ -93,3 +93,27 @@ async fn an_api_started_before_postgres_arms_a_new_sale_within_3_s_of_postgres_c
         "sold {took:?} after PostgreSQL came up"
     );
 }
+
+/// An api stopped before it could arm its sale stops trying: it must not
+/// arm it later behind the back of whatever runs the sale by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_stopped_while_arming_stops_trying() {
+    let mut redis = PrivateRedis::start();
+    redis.stop();
+    let config = TestConfig::active(5).set("REDIS_URL", redis.url());
+    let app = crate::helpers::spawn_app_with(config).await;
+    let meta = app.keys().meta();
+    // Past the first attempt: the retries are running.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    app.stop().await;
+
+    redis.start_again();
+    // Ten retry periods with Redis up.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    assert_eq!(
+        redis.cli(&["EXISTS", &meta]),
+        "0",
+        "the stopped api armed its sale"
+    );
+}
