@@ -211,9 +211,12 @@ impl Inventory {
     /// so the `WAIT` always counts the acks of this script's writes. Sent
     /// one after the other, a reconnection in between would put the `WAIT`
     /// on a fresh connection that wrote nothing, and it would pass at once
-    /// whatever the replicas have. Commands get one attempt: a connection
-    /// lost under the pipeline fails it (503), never re-sends half of it.
-    /// The script is re-loaded once on NOSCRIPT.
+    /// whatever the replicas have. Commands get one attempt
+    /// (`max_command_attempts = 1` in `domain::inventory_redis`, which this
+    /// relies on): a connection lost under the pipeline fails it (503), and
+    /// so does a MOVED or ASK on a cluster, where fred would re-send the
+    /// script to the slot's new owner but the keyless `WAIT` would stay on
+    /// the old one. The script is re-loaded once on NOSCRIPT.
     async fn purchase_replicated(
         &self,
         client: &fred::prelude::Client,
@@ -236,7 +239,6 @@ impl Inventory {
         evalsha.extend(args.into_iter().map(Value::from));
         let mut reloaded = false;
         loop {
-            crate::failpoint::pause_if("before-replica-wait").await;
             let pipeline = client.pipeline();
             let command = CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false);
             let _: () = pipeline.custom(command, evalsha.clone()).await?;

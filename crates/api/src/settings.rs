@@ -76,9 +76,23 @@ pub struct ReplicaAcks {
 }
 
 impl ReplicaAcks {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    /// The `WAIT` runs in the same pipeline as the script, under one
+    /// command timeout (`REDIS_COMMAND_TIMEOUT_MS`): its own timeout must
+    /// be shorter, or a late replica would show as a Redis timeout instead
+    /// of missing acknowledgements.
+    fn from_env(env: &Env, command_timeout: std::time::Duration) -> Result<Self, ConfigError> {
         let min = env.parse("REDIS_MIN_REPLICA_ACKS", 0)?;
         let timeout_ms: u64 = env.positive("REDIS_REPLICA_ACK_TIMEOUT_MS", 100)?;
+        if u128::from(timeout_ms) >= command_timeout.as_millis() {
+            return Err(ConfigError::new(
+                "REDIS_REPLICA_ACK_TIMEOUT_MS",
+                &timeout_ms.to_string(),
+                format!(
+                    "must be below REDIS_COMMAND_TIMEOUT_MS ({} ms), which bounds the script and its WAIT together",
+                    command_timeout.as_millis()
+                ),
+            ));
+        }
         Ok(Self {
             min,
             timeout: std::time::Duration::from_millis(timeout_ms),
@@ -113,9 +127,9 @@ impl Settings {
             port,
             sale: SaleSettings::from_env(env)?,
             queue_redis: RedisConfig::queue_from_env(env, &redis)?,
+            replica_acks: ReplicaAcks::from_env(env, redis.command_timeout)?,
             redis,
             redis_pool_size,
-            replica_acks: ReplicaAcks::from_env(env)?,
             database: DatabaseConfig::from_env(env)?,
             queue: config::order_queue(env),
             limits: LimitSettings::from_env(env)?,
@@ -247,6 +261,8 @@ mod tests {
             ("METRICS_PORT", "70000"),
             ("REDIS_MIN_REPLICA_ACKS", "-1"),
             ("REDIS_REPLICA_ACK_TIMEOUT_MS", "0"),
+            // Not below the command timeout (1 s by default).
+            ("REDIS_REPLICA_ACK_TIMEOUT_MS", "1000"),
         ] {
             let err = Settings::from_env(&Env::from_pairs([(name, value)])).expect_err(name);
             assert_eq!(err.name, name);

@@ -250,8 +250,9 @@ impl Arming {
                 tokio::time::sleep(ARM_RETRY).await;
                 self.once().await
             };
-            // An attempt waiting for Redis is dropped too: its only call
-            // out before an answer is the read-only look.
+            // An attempt under way is dropped too. While Redis is down its
+            // only call out is the read-only look; a call fred has already
+            // sent still runs (dropping its future does not recall it).
             let attempted = tokio::select! {
                 () = self.shutdown.cancelled() => {
                     tracing::info!("stopping; the sale was never armed");

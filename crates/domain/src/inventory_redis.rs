@@ -36,6 +36,8 @@ fn builder_with(redis: &RedisConfig, fail_fast: bool) -> Result<Builder, Error> 
         .with_connection_config(|conn| {
             conn.connection_timeout = timeout;
             conn.internal_command_timeout = timeout;
+            // Also what keeps the api's pipelined script + WAIT on one
+            // node: a retried or redirected half would run elsewhere.
             conn.max_command_attempts = 1;
         })
         // Retries at most every 500 ms: a Redis back from an outage is used

@@ -217,8 +217,8 @@ impl PrivateSentinels {
                 format!(
                     "port {port}\nbind 127.0.0.1\ndir {dir}\n\
                      sentinel monitor {name} 127.0.0.1 {primary} 2\n\
-                     sentinel down-after-milliseconds {name} 1000\n\
-                     sentinel failover-timeout {name} 3000\n\
+                     sentinel down-after-milliseconds {name} 2500\n\
+                     sentinel failover-timeout {name} 6000\n\
                      sentinel parallel-syncs {name} 2\n",
                     dir = sentinels.dir.display(),
                     primary = primary.port,
