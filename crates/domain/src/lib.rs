@@ -16,6 +16,7 @@ pub mod keys;
 pub mod ledger;
 #[cfg(feature = "queue")]
 pub mod queue;
+#[cfg(feature = "queue")]
 mod queue_connection;
 pub mod scripts;
 #[cfg(feature = "signals")]

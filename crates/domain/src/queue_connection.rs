@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
-    sentinel::{SentinelClient, SentinelServerType},
+    sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType},
     Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value,
 };
 
@@ -49,10 +49,15 @@ impl QueueConnection {
         let parsed = SentinelUrl::parse(url).map_err(|why| {
             RedisError::from((ErrorKind::InvalidClientConfig, "bad sentinel URL", why))
         })?;
+        // The primary's database and credentials, decoded as redis-rs
+        // decodes any URL.
+        let node = redis::IntoConnectionInfo::into_connection_info(parsed.node.as_str())?;
+        let node = SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(node.redis_settings().clone());
         let client = SentinelClient::build(
             parsed.sentinels,
             parsed.service,
-            None,
+            Some(node),
             SentinelServerType::Master,
         )?;
         Ok(Self::Sentinel(Arc::new(Following {
@@ -141,12 +146,17 @@ impl ConnectionLike for QueueConnection {
     }
 }
 
-/// fred's sentinel URL, as far as the queue needs it.
+/// fred's sentinel URL, as far as the queue needs it. Credentials before
+/// the first host are used for the sentinels and for the primary, as fred
+/// does (it is built without `sentinel-auth`); the path is the database.
 #[derive(Debug, PartialEq, Eq)]
 struct SentinelUrl {
-    /// `redis://host:port` of each sentinel.
+    /// `redis://[credentials@]host:port` of each sentinel.
     sentinels: Vec<String>,
     service: String,
+    /// `redis://[credentials@]sentinel/db`: the primary's database and
+    /// credentials (its address comes from the sentinels).
+    node: String,
 }
 
 impl SentinelUrl {
@@ -155,24 +165,28 @@ impl SentinelUrl {
             .strip_prefix("redis-sentinel://")
             .ok_or("the order queue takes redis-sentinel:// (no TLS) for a sentinel URL")?;
         let (address, query) = rest.split_once('?').ok_or("no sentinelServiceName")?;
-        let first = address.split('/').next().unwrap_or_default();
-        if first.contains('@') {
-            return Err(
-                "credentials in a sentinel URL are not supported for the order queue".into(),
-            );
-        }
-        let mut sentinels = vec![format!("redis://{first}")];
+        let (authority, db) = address.split_once('/').unwrap_or((address, "0"));
+        let (credentials, first) = match authority.rsplit_once('@') {
+            Some((credentials, host)) => (format!("{credentials}@"), host),
+            None => (String::new(), authority),
+        };
+        let db = if db.is_empty() { "0" } else { db };
+        let mut sentinels = vec![format!("redis://{credentials}{first}")];
         let mut service = None;
         for pair in query.split('&') {
             match pair.split_once('=') {
                 Some(("sentinelServiceName", name)) => service = Some(name.to_owned()),
-                Some(("node", node)) => sentinels.push(format!("redis://{node}")),
+                Some(("node", node)) => sentinels.push(format!("redis://{credentials}{node}")),
+                Some(("sentinelUsername" | "sentinelPassword", _)) => {
+                    return Err("sentinelUsername / sentinelPassword: the sentinels take the URL's own credentials (fred is built without sentinel-auth)".into());
+                }
                 _ => {}
             }
         }
         Ok(Self {
             sentinels,
             service: service.ok_or("no sentinelServiceName")?,
+            node: format!("redis://{credentials}{first}/{db}"),
         })
     }
 }
@@ -193,9 +207,28 @@ mod tests {
                     "redis://10.0.0.3:26381".into(),
                 ],
                 service: "flash".into(),
+                node: "redis://10.0.0.1:26379/0".into(),
             })
         );
         assert!(SentinelUrl::parse("redis-sentinel://10.0.0.1:26379/0").is_err());
         assert!(SentinelUrl::parse("rediss-sentinel://h:1/0?sentinelServiceName=a").is_err());
+    }
+
+    #[test]
+    fn credentials_go_to_every_sentinel_and_to_the_primary() {
+        let url = "redis-sentinel://:p%40ss@10.0.0.1:26379/2?sentinelServiceName=flash&node=10.0.0.2:26380";
+        let parsed = SentinelUrl::parse(url).expect("parses");
+        assert_eq!(
+            parsed.sentinels,
+            [
+                "redis://:p%40ss@10.0.0.1:26379",
+                "redis://:p%40ss@10.0.0.2:26380"
+            ]
+        );
+        let node = redis::IntoConnectionInfo::into_connection_info(parsed.node.as_str())
+            .expect("a redis URL");
+        assert_eq!(node.redis_settings().password(), Some("p@ss"));
+        assert_eq!(node.redis_settings().db(), 2);
+        assert!(SentinelUrl::parse(&format!("{url}&sentinelPassword=x")).is_err());
     }
 }

@@ -197,17 +197,48 @@ pub struct PrivateSentinels {
     pub name: String,
     dir: PathBuf,
     children: Vec<Child>,
+    /// The one password of the sentinels and the servers, if any.
+    password: Option<String>,
 }
 
 impl PrivateSentinels {
     pub fn start(primary: &PrivateRedis, count: usize, name: &str) -> Self {
+        Self::start_with(primary, count, name, None)
+    }
+
+    /// Sentinels that require `password` and give it to the servers (set
+    /// `requirepass` and `masterauth` on those first), as one password for
+    /// both: what a `redis-sentinel://:password@…` URL uses.
+    pub fn start_with_password(
+        primary: &PrivateRedis,
+        count: usize,
+        name: &str,
+        password: &str,
+    ) -> Self {
+        Self::start_with(primary, count, name, Some(password))
+    }
+
+    fn start_with(
+        primary: &PrivateRedis,
+        count: usize,
+        name: &str,
+        password: Option<&str>,
+    ) -> Self {
         let dir = scratch_dir("sentinel");
         let mut sentinels = Self {
             ports: Vec::new(),
             name: name.to_owned(),
             dir,
             children: Vec::new(),
+            password: password.map(str::to_owned),
         };
+        let auth = password
+            .map(|pw| {
+                format!(
+                    "requirepass {pw}\nsentinel sentinel-pass {pw}\nsentinel auth-pass {name} {pw}\n"
+                )
+            })
+            .unwrap_or_default();
         for i in 0..count {
             let port = free_port();
             // Sentinel rewrites its config file: one each, writable.
@@ -219,7 +250,7 @@ impl PrivateSentinels {
                      sentinel monitor {name} 127.0.0.1 {primary} 2\n\
                      sentinel down-after-milliseconds {name} 2500\n\
                      sentinel failover-timeout {name} 6000\n\
-                     sentinel parallel-syncs {name} 2\n",
+                     sentinel parallel-syncs {name} 2\n{auth}",
                     dir = sentinels.dir.display(),
                     primary = primary.port,
                 ),
@@ -237,10 +268,24 @@ impl PrivateSentinels {
         }
         for &port in &sentinels.ports {
             wait_until("sentinel", || {
-                cli(port, &["SENTINEL", "get-master-addr-by-name", name]).contains("127.0.0.1")
+                sentinels
+                    .cli_at(port, &["SENTINEL", "get-master-addr-by-name", name])
+                    .contains("127.0.0.1")
             });
         }
         sentinels
+    }
+
+    /// `redis-cli` against the sentinel on `port`, with the password.
+    fn cli_at(&self, port: u16, args: &[&str]) -> String {
+        match &self.password {
+            Some(password) => {
+                let mut with = vec!["--no-auth-warning", "-a", password];
+                with.extend_from_slice(args);
+                cli(port, &with)
+            }
+            None => cli(port, args),
+        }
     }
 
     /// fred's URL of the service behind these sentinels.
@@ -250,26 +295,28 @@ impl PrivateSentinels {
             .iter()
             .map(|port| format!("&node=127.0.0.1:{port}"))
             .collect();
+        let credentials = self
+            .password
+            .as_ref()
+            .map(|pw| format!(":{pw}@"))
+            .unwrap_or_default();
         format!(
-            "redis-sentinel://127.0.0.1:{first}/0?sentinelServiceName={}{nodes}",
+            "redis-sentinel://{credentials}127.0.0.1:{first}/0?sentinelServiceName={}{nodes}",
             self.name
         )
     }
 
     /// `redis-cli` against the first sentinel.
     pub fn cli(&self, args: &[&str]) -> String {
-        cli(self.ports[0], args)
+        self.cli_at(self.ports[0], args)
     }
 
     /// The port of the primary the first sentinel names now.
     pub fn primary_port(&self) -> Option<u16> {
-        cli(
-            self.ports[0],
-            &["SENTINEL", "get-master-addr-by-name", &self.name],
-        )
-        .lines()
-        .nth(1)
-        .and_then(|port| port.trim().parse().ok())
+        self.cli(&["SENTINEL", "get-master-addr-by-name", &self.name])
+            .lines()
+            .nth(1)
+            .and_then(|port| port.trim().parse().ok())
     }
 }
 

@@ -400,6 +400,38 @@ async fn a_primary_demoted_under_open_connections_is_left_for_the_new_one() {
     );
 }
 
+/// Production Sentinel setups require a password. One URL with it
+/// (`redis-sentinel://:password@…`, no `REDIS_QUEUE_URL`) must serve the
+/// api, the worker and the order queue, which follows the sentinels with
+/// a client of its own (redis-rs): the order reaches PostgreSQL through
+/// its job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_sentinel_url_with_a_password_serves_the_api_the_worker_and_the_queue() {
+    const PASSWORD: &str = "s3cret-p@ss";
+    let primary = PrivateRedis::start();
+    let replica = PrivateRedis::start_replica_of(&primary);
+    for redis in [&replica, &primary] {
+        assert_eq!(redis.cli(&["CONFIG", "SET", "masterauth", PASSWORD]), "OK");
+        assert_eq!(redis.cli(&["CONFIG", "SET", "requirepass", PASSWORD]), "OK");
+    }
+    let sentinels = PrivateSentinels::start_with_password(&primary, 3, "locked", PASSWORD);
+    let database = create_database().await;
+    // A URL's password is percent-encoded.
+    let url = sentinels.url().replace("p@ss", "p%40ss");
+    let config = config(url, None, &database).set("RECONCILE_GRACE_MS", 60_000);
+    let worker = order_worker::spawn(worker_settings(&config));
+    let app = spawn_app_with(config).await;
+
+    let buyer = until_not_503(&app, "locked-in").await;
+    let rows =
+        wait_for_orders_within(&database, &app.config.sale_id(), 1, Duration::from_secs(20)).await;
+    worker.stop().await.expect("worker stops");
+
+    assert_eq!(rows.len(), 1, "the order was persisted");
+    assert_eq!(rows[0].user_id, buyer);
+    crate::persistence::assert_persisted_by_jobs(1);
+}
+
 /// `user`'s purchase, retried while it answers 503 (acknowledgements late
 /// on a busy machine), for up to 10 s; the user.
 async fn until_not_503(app: &TestApp, user: &str) -> String {
