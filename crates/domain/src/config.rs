@@ -128,13 +128,37 @@ pub struct RedisConfig {
 }
 
 /// URL schemes of a single Redis server.
-const STANDALONE_SCHEMES: [&str; 2] = ["redis://", "rediss://"];
+const STANDALONE_SCHEMES: [&str; 1] = ["redis://"];
 /// URL schemes of a Redis Cluster (fred's syntax: seed nodes as `?node=`).
-const CLUSTER_SCHEMES: [&str; 2] = ["redis-cluster://", "rediss-cluster://"];
+const CLUSTER_SCHEMES: [&str; 1] = ["redis-cluster://"];
 /// URL schemes of a primary found through Redis Sentinel (fred's syntax:
 /// `?sentinelServiceName=NAME&node=host:port`); the client asks the
 /// sentinels for the primary again after a failover.
-const SENTINEL_SCHEMES: [&str; 2] = ["redis-sentinel://", "rediss-sentinel://"];
+const SENTINEL_SCHEMES: [&str; 1] = ["redis-sentinel://"];
+/// TLS schemes: the clients are built without TLS, and fred would connect
+/// in plain text to a `rediss` URL with only a warning; refused instead.
+const TLS_SCHEMES: [&str; 3] = ["rediss://", "rediss-cluster://", "rediss-sentinel://"];
+
+/// Why `url` (the value of `name`) cannot be used, beyond its scheme.
+fn unsupported(name: &str, url: &str) -> Result<(), ConfigError> {
+    if has_scheme(url, &TLS_SCHEMES) {
+        return Err(ConfigError::new(
+            name,
+            url,
+            "TLS (rediss) is not built into this release; use redis://, redis-cluster:// or redis-sentinel:// on a trusted network",
+        ));
+    }
+    if has_scheme(url, &SENTINEL_SCHEMES)
+        && (url.contains("sentinelUsername=") || url.contains("sentinelPassword="))
+    {
+        return Err(ConfigError::new(
+            name,
+            url,
+            "separate sentinel credentials are not supported: the credentials before the first host are used for the sentinels and the servers alike",
+        ));
+    }
+    Ok(())
+}
 
 fn has_scheme(url: &str, schemes: &[&str]) -> bool {
     schemes.iter().any(|scheme| url.starts_with(scheme))
@@ -144,6 +168,7 @@ impl RedisConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let url = match env.get("REDIS_URL") {
             Some(url) => {
+                unsupported("REDIS_URL", url)?;
                 if !has_scheme(url, &STANDALONE_SCHEMES)
                     && !has_scheme(url, &CLUSTER_SCHEMES)
                     && !has_scheme(url, &SENTINEL_SCHEMES)
@@ -151,7 +176,7 @@ impl RedisConfig {
                     return Err(ConfigError::new(
                         "REDIS_URL",
                         url,
-                        "must start with redis://, rediss://, redis-cluster://, rediss-cluster://, redis-sentinel:// or rediss-sentinel://",
+                        "must start with redis://, redis-cluster:// or redis-sentinel://",
                     ));
                 }
                 url.to_owned()
@@ -191,18 +216,23 @@ impl RedisConfig {
             None if main.is_cluster() => Err(ConfigError::new(
                 "REDIS_QUEUE_URL",
                 "",
-                "is required when REDIS_URL is a cluster: the order queue needs a standalone Redis (redis://, rediss:// or redis-sentinel://)",
+                "is required when REDIS_URL is a cluster: the order queue needs a standalone Redis (redis:// or redis-sentinel://)",
             )),
             None => Ok(main.clone()),
-            Some(url) if has_scheme(url, &STANDALONE_SCHEMES) || url.starts_with("redis-sentinel://") => Ok(Self {
-                url: url.to_owned(),
-                command_timeout: main.command_timeout,
-            }),
-            Some(url) => Err(ConfigError::new(
-                "REDIS_QUEUE_URL",
-                url,
-                "must start with redis://, rediss:// or redis-sentinel:// (the order queue needs a standalone Redis, or one behind Sentinel)",
-            )),
+            Some(url) => {
+                unsupported("REDIS_QUEUE_URL", url)?;
+                if !has_scheme(url, &STANDALONE_SCHEMES) && !has_scheme(url, &SENTINEL_SCHEMES) {
+                    return Err(ConfigError::new(
+                        "REDIS_QUEUE_URL",
+                        url,
+                        "must start with redis:// or redis-sentinel:// (the order queue needs a standalone Redis, or one behind Sentinel)",
+                    ));
+                }
+                Ok(Self {
+                    url: url.to_owned(),
+                    command_timeout: main.command_timeout,
+                })
+            }
         }
     }
 }
@@ -325,6 +355,29 @@ mod tests {
         let queue = RedisConfig::queue_from_env(&env, &main).expect("standalone queue");
         assert_eq!(queue.url, "redis://q:6379");
         assert!(!queue.is_cluster());
+    }
+
+    #[test]
+    fn tls_urls_and_separate_sentinel_credentials_are_refused_not_ignored() {
+        for (url, why) in [
+            ("rediss://h:6379", "TLS"),
+            ("rediss-cluster://h:6379?node=g:6379", "TLS"),
+            ("rediss-sentinel://h:26379/0?sentinelServiceName=a", "TLS"),
+            (
+                "redis-sentinel://h:26379/0?sentinelServiceName=a&sentinelPassword=x",
+                "sentinel credentials",
+            ),
+        ] {
+            let env = Env::from_pairs([("REDIS_URL", url)]);
+            let refused = RedisConfig::from_env(&env).expect_err(url);
+            assert_eq!(refused.name, "REDIS_URL");
+            assert!(refused.reason.contains(why), "{url}: {}", refused.reason);
+            let main = RedisConfig::from_env(&Env::default()).expect("defaults");
+            let env = Env::from_pairs([("REDIS_QUEUE_URL", url)]);
+            let refused = RedisConfig::queue_from_env(&env, &main).expect_err(url);
+            assert_eq!(refused.name, "REDIS_QUEUE_URL");
+            assert!(refused.reason.contains(why), "{url}: {}", refused.reason);
+        }
     }
 
     #[test]

@@ -171,6 +171,15 @@ impl SentinelUrl {
             None => (String::new(), authority),
         };
         let db = if db.is_empty() { "0" } else { db };
+        // fred's default port for the first host is a sentinel's.
+        let first = if first
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+        {
+            first.to_owned()
+        } else {
+            format!("{first}:26379")
+        };
         let mut sentinels = vec![format!("redis://{credentials}{first}")];
         let mut service = None;
         for pair in query.split('&') {
@@ -230,5 +239,10 @@ mod tests {
         assert_eq!(node.redis_settings().password(), Some("p@ss"));
         assert_eq!(node.redis_settings().db(), 2);
         assert!(SentinelUrl::parse(&format!("{url}&sentinelPassword=x")).is_err());
+        let bare =
+            SentinelUrl::parse("redis-sentinel://s1?sentinelServiceName=flash&node=s2:26380")
+                .expect("parses");
+        assert_eq!(bare.sentinels, ["redis://s1:26379", "redis://s2:26380"]);
+        assert_eq!(bare.node, "redis://s1:26379/0");
     }
 }

@@ -416,9 +416,8 @@ async fn one_sentinel_url_with_a_password_serves_the_api_the_worker_and_the_queu
     }
     let sentinels = PrivateSentinels::start_with_password(&primary, 3, "locked", PASSWORD);
     let database = create_database().await;
-    // A URL's password is percent-encoded.
-    let url = sentinels.url().replace("p@ss", "p%40ss");
-    let config = config(url, None, &database).set("RECONCILE_GRACE_MS", 60_000);
+    // The URL carries it percent-encoded (`p%40ss`).
+    let config = config(sentinels.url(), None, &database).set("RECONCILE_GRACE_MS", 60_000);
     let worker = order_worker::spawn(worker_settings(&config));
     let app = spawn_app_with(config).await;
 
