@@ -206,8 +206,8 @@ fn cluster_config(stock: u64, database: &str) -> TestConfig {
         .set("WORKER_CONCURRENCY", 16)
 }
 
-/// One shopper: a purchase, retried once if the answer was lost (the
-/// replica died, 5xx, connection error), as a real client would.
+/// One shopper: a purchase, retried while the answer is lost (the replica
+/// died, 5xx, connection error), as a real client would.
 #[derive(Debug)]
 struct Shopper {
     first: u16,
@@ -231,19 +231,23 @@ async fn shop(client: &reqwest::Client, url: &str, user: &str) -> Shopper {
             Err(_) => (0, None),
         }
     };
-    let (first, order_id) = attempt().await;
-    if first == 0 || first >= 500 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let (last, order_id) = attempt().await;
-        return Shopper {
-            first,
-            last,
-            order_id,
-        };
+    let (first, mut order_id) = attempt().await;
+    let mut last = first;
+    // Up to three retries, 200, 400 and 800 ms apart: the killed
+    // replica's requests in flight are lost, and haproxy takes about a
+    // second (two failed checks 500 ms apart) to stop sending it more.
+    let mut pause = Duration::from_millis(200);
+    for _ in 0..3 {
+        if last != 0 && last < 500 {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+        (last, order_id) = attempt().await;
     }
     Shopper {
         first,
-        last: first,
+        last,
         order_id,
     }
 }
