@@ -204,12 +204,7 @@ async fn sale_through_a_kill(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sentinel_primary_killed_mid_sale_loses_no_201_and_sells_nothing_twice() {
-    let primary = PrivateRedis::start();
-    let _replicas = [
-        PrivateRedis::start_replica_of(&primary),
-        PrivateRedis::start_replica_of(&primary),
-    ];
-    let sentinels = PrivateSentinels::start(&primary, 3, "flash");
+    let (primary, _replicas, sentinels) = sentinel_topology("flash");
     let first_primary = primary.port;
     let database = create_database().await;
     let queue = PrivateRedis::start();
@@ -335,17 +330,12 @@ async fn the_queue_connection_follows_the_primary_the_sentinels_name() {
 /// the new primary by itself, with no restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_demoted_under_open_connections_is_left_for_the_new_one() {
-    let primary = PrivateRedis::start();
-    let replicas = [
-        PrivateRedis::start_replica_of(&primary),
-        PrivateRedis::start_replica_of(&primary),
-    ];
-    let sentinels = PrivateSentinels::start(&primary, 3, "demoted");
+    let (primary, replicas, sentinels) = sentinel_topology("demoted");
     let database = create_database().await;
     let queue = PrivateRedis::start();
     let config = config(sentinels.url(), Some(&queue), &database).set("REDIS_MIN_REPLICA_ACKS", 2);
     let app = spawn_app_with(config).await;
-    let mut confirmed = vec![until_not_503(&app, "before").await];
+    let mut confirmed = vec![bought(&app, "before").await];
 
     // NOGOODSLAVE until the sentinels have seen the replicas report in.
     let mut asked = String::new();
@@ -421,7 +411,7 @@ async fn one_sentinel_url_with_a_password_serves_the_api_the_worker_and_the_queu
     let worker = order_worker::spawn(worker_settings(&config));
     let app = spawn_app_with(config).await;
 
-    let buyer = until_not_503(&app, "locked-in").await;
+    let buyer = bought(&app, "locked-in").await;
     let rows =
         wait_for_orders_within(&database, &app.config.sale_id(), 1, Duration::from_secs(20)).await;
     worker.stop().await.expect("worker stops");
@@ -431,16 +421,20 @@ async fn one_sentinel_url_with_a_password_serves_the_api_the_worker_and_the_queu
     crate::persistence::assert_persisted_by_jobs(1);
 }
 
-/// `user`'s purchase, retried while it answers 503 (acknowledgements late
-/// on a busy machine), for up to 10 s; the user.
-async fn until_not_503(app: &TestApp, user: &str) -> String {
-    for _ in 0..100 {
-        let status = app.purchase(user).await.status().as_u16();
-        if status != 503 {
-            assert_eq!(status, 201, "{user} bought");
-            return user.to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{user}: 503 for 10 s");
+/// `user` buys (retried while the answer is 503); the user.
+async fn bought(app: &TestApp, user: &str) -> String {
+    let answer = app.purchase_until_not_503(user).await;
+    assert_eq!(answer.status(), 201, "{user} bought");
+    user.to_owned()
+}
+
+/// A primary, two replicas and three sentinels naming it `name`.
+fn sentinel_topology(name: &str) -> (PrivateRedis, [PrivateRedis; 2], PrivateSentinels) {
+    let primary = PrivateRedis::start();
+    let replicas = [
+        PrivateRedis::start_replica_of(&primary),
+        PrivateRedis::start_replica_of(&primary),
+    ];
+    let sentinels = PrivateSentinels::start(&primary, 3, name);
+    (primary, replicas, sentinels)
 }

@@ -114,6 +114,21 @@ impl TestApp {
         self.post_purchase_json(&json!({ "userId": user_id })).await
     }
 
+    /// `user_id`'s purchase, retried every 100 ms for up to 10 s while it
+    /// answers 503 (replica acknowledgements late on a busy machine, a
+    /// failover under way), as a buyer would; the last answer.
+    pub async fn purchase_until_not_503(&self, user_id: &str) -> Response {
+        let mut answer = self.purchase(user_id).await;
+        for _ in 0..100 {
+            if answer.status() != 503 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            answer = self.purchase(user_id).await;
+        }
+        answer
+    }
+
     pub async fn post_purchase_json(&self, body: &Value) -> Response {
         self.client
             .post(format!("{}/api/purchases", self.address))

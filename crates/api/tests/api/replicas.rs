@@ -45,7 +45,7 @@ async fn a_201_waits_for_a_replica_and_a_replica_that_does_not_answer_gives_a_fa
     );
     assert!(took < Duration::from_secs(2), "answered in {took:?}");
     // The purchase stood on the primary: the retry is told so, with it.
-    let retry = until_not_503(&app, "unacked").await;
+    let retry = app.purchase_until_not_503("unacked").await;
     assert_eq!(retry.status(), 409);
     let body: Value = retry.json().await.expect("json");
     assert!(body["orderId"].is_string(), "{body}");
@@ -59,20 +59,6 @@ async fn a_201_waits_for_a_replica_and_a_replica_that_does_not_answer_gives_a_fa
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(after, 201);
-}
-
-/// `user`'s purchase, retried while it answers 503 (a replica that has not
-/// caught up yet), for up to 5 s.
-async fn until_not_503(app: &crate::helpers::TestApp, user: &str) -> reqwest::Response {
-    let mut answer = app.purchase(user).await;
-    for _ in 0..50 {
-        if answer.status() != 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        answer = app.purchase(user).await;
-    }
-    answer
 }
 
 /// On a cluster the `WAIT` must go to the primary that holds the sale's
@@ -89,7 +75,7 @@ async fn on_a_cluster_the_acks_are_asked_of_the_sales_own_primary() {
         .set("REDIS_MIN_REPLICA_ACKS", 1)
         .set("REDIS_REPLICA_ACK_TIMEOUT_MS", 300);
     let app = spawn_app_with(config).await;
-    assert_eq!(until_not_503(&app, "acked").await.status(), 201);
+    assert_eq!(app.purchase_until_not_503("acked").await.status(), 201);
 
     let replica = cluster.replica_of(cluster.port_of(&app.keys().stock()));
     cluster.pause(replica);
