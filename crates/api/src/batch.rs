@@ -15,11 +15,12 @@
 //! batch whose call fails fails every purchase in it, each with the error
 //! (503), exactly as their separate calls would have in that outage.
 
-use domain::{OrderId, PurchaseOutcome, UserId};
+use domain::{OrderId, PersistOrder, PurchaseOutcome, SaleId, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     inventory::{AttemptLimit, Inventory, InventoryError},
+    queue::OrderQueue,
     sale::ArmedSale,
     settings::ReplicaAcks,
 };
@@ -54,16 +55,18 @@ impl Purchases {
     /// when it is connected, else over `shared` (the same calls, with a hop
     /// to the threads that drive the shared pool). Until `sale` is armed
     /// every purchase is answered `NotArmed`. `acks`: replicas each batch
-    /// must reach before its outcomes count.
+    /// must reach before its outcomes count. The orders a batch confirms
+    /// are handed to `queue` before their buyers are answered.
     pub fn spawn(
         own: Inventory,
         shared: Inventory,
         limit: AttemptLimit,
         sale: ArmedSale,
         acks: ReplicaAcks,
+        queue: OrderQueue,
     ) -> Self {
         let (tx, rx) = mpsc::channel(WAITING);
-        tokio::spawn(run(rx, own, shared, (limit, acks), sale));
+        tokio::spawn(run(rx, own, shared, (limit, acks), sale, queue));
         Self { tx }
     }
 
@@ -89,6 +92,7 @@ async fn run(
     shared: Inventory,
     (limit, acks): (AttemptLimit, ReplicaAcks),
     sale: ArmedSale,
+    queue: OrderQueue,
 ) {
     let mut carried: Option<Waiting> = None;
     let mut batch: Vec<(UserId, OrderId)> = Vec::with_capacity(MAX_PURCHASES);
@@ -124,6 +128,9 @@ async fn run(
         };
         match decided {
             Ok(outcomes) => {
+                if let Some(sale) = sale.get() {
+                    queue_confirmed(&queue, &sale.id, &mut batch, &outcomes).await;
+                }
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
@@ -135,5 +142,43 @@ async fn run(
             }
         }
         batch.clear();
+    }
+}
+
+/// Hands the orders `outcomes` confirmed to the pusher (draining `batch`),
+/// before any buyer is answered: a buyer who hangs up cannot keep their
+/// order off the queue. A pusher that is gone leaves them to the worker's
+/// reconciler, as a failed push does: they are in the ledger.
+async fn queue_confirmed(
+    queue: &OrderQueue,
+    sale: &SaleId,
+    batch: &mut Vec<(UserId, OrderId)>,
+    outcomes: &[PurchaseOutcome],
+) {
+    let orders: Vec<PersistOrder> = batch
+        .drain(..)
+        .zip(outcomes)
+        .filter_map(|((user_id, order_id), outcome)| match *outcome {
+            PurchaseOutcome::Confirmed { purchased_at, .. } => Some(PersistOrder {
+                order_id,
+                sale_id: sale.clone(),
+                user_id,
+                purchased_at,
+            }),
+            _ => None,
+        })
+        .collect();
+    if orders.is_empty() {
+        return;
+    }
+    crate::failpoint::crash_if("after-purchase-script");
+    crate::failpoint::pause_if("after-purchase-script").await;
+    let count = orders.len() as u64;
+    if queue.hand_over(orders).await.is_err() {
+        crate::metrics::jobs_pushed(count, false);
+        tracing::error!(
+            orders = count,
+            "order pusher gone; the reconciler will persist these orders"
+        );
     }
 }

@@ -126,11 +126,12 @@ pub fn redis_call(command: &'static str, took: Duration, ok: bool) {
     }
 }
 
-pub fn job_pushed(ok: bool) {
+/// The orders of one job, pushed or not.
+pub fn jobs_pushed(orders: u64, ok: bool) {
     if ok {
-        metrics::counter!("flash_sale_order_jobs_pushed_total").increment(1);
+        metrics::counter!("flash_sale_order_jobs_pushed_total").increment(orders);
     } else {
-        metrics::counter!("flash_sale_order_job_push_failures_total").increment(1);
+        metrics::counter!("flash_sale_order_job_push_failures_total").increment(orders);
     }
 }
 

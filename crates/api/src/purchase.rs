@@ -2,11 +2,11 @@
 //! out, else by the purchase script; then queued if confirmed.
 
 use chrono::{DateTime, Utc};
-use domain::{LedgerEntry, OrderId, PersistOrder, PurchaseOutcome, UserId};
+use domain::{LedgerEntry, OrderId, PurchaseOutcome, UserId};
 
 use crate::{
     inventory::InventoryError,
-    metrics::{self, PurchaseResult},
+    metrics::PurchaseResult,
     soldout,
     state::{AppState, ThreadPaths},
 };
@@ -65,7 +65,8 @@ impl From<soldout::Answer> for Outcome {
     }
 }
 
-/// Decides `user`'s purchase; a confirmed one is queued before this returns.
+/// Decides `user`'s purchase; a confirmed one is handed to the order
+/// pusher (by the batcher) before this returns.
 pub async fn decide(
     state: &AppState,
     paths: &ThreadPaths,
@@ -81,41 +82,11 @@ pub async fn decide(
     // own clocks disagree still agree on whether the sale is open.
     let order_id = OrderId::new();
     // Decided in the next batch of this thread's purchases.
-    let reply = paths.purchases.decide(user.clone(), order_id).await?;
+    let reply = paths.purchases.decide(user, order_id).await?;
     state.after_purchase(&reply);
     let outcome = Outcome::of_script(order_id, reply);
-    if let Outcome::Confirmed { purchased_at, .. } = outcome {
-        crate::failpoint::crash_if("after-purchase-script");
-        crate::failpoint::pause_if("after-purchase-script").await;
+    if let Outcome::Confirmed { .. } = outcome {
         tracing::Span::current().record("order.id", tracing::field::display(order_id));
-        queue_order(state, paths, order_id, user, purchased_at).await;
     }
     Ok(outcome)
-}
-
-/// Queues the order (in a job with the other orders of the moment). The
-/// purchase is already confirmed in the Redis ledger, so a failed push does
-/// not fail the purchase: the worker's reconciler persists ledger entries
-/// that never reached PostgreSQL.
-async fn queue_order(
-    state: &AppState,
-    paths: &ThreadPaths,
-    order_id: OrderId,
-    user_id: UserId,
-    purchased_at: DateTime<Utc>,
-) {
-    let order = PersistOrder {
-        order_id,
-        sale_id: state.sale_id.clone(),
-        user_id,
-        purchased_at,
-    };
-    let pushed = paths.queue.push(order).await;
-    metrics::job_pushed(pushed.is_ok());
-    if let Err(error) = pushed {
-        tracing::error!(
-            error = domain::telemetry::chain(&error),
-            "order job not queued; the reconciler will persist it"
-        );
-    }
 }

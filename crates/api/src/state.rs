@@ -27,7 +27,6 @@ pub struct ThreadPaths {
     shared: Inventory,
     /// This thread's purchase batcher (over its own connection).
     pub purchases: Purchases,
-    pub queue: OrderQueue,
     /// This thread's last stock reading, answering status polls for 50 ms.
     pub recent: RecentReading,
 }
@@ -97,12 +96,12 @@ impl AppState {
             self.attempt_limit,
             self.sale.clone(),
             self.replica_acks,
+            queue,
         );
         ThreadPaths {
             own,
             shared: self.inventory.clone(),
             purchases,
-            queue,
             recent: Default::default(),
         }
     }

@@ -4,6 +4,7 @@
 use api::{
     batch::{Purchases, MAX_BYTES},
     inventory::{AttemptLimit, Inventory},
+    queue::OrderQueue,
     sale::{ArmedSale, Sale},
     settings::ReplicaAcks,
     Settings,
@@ -35,12 +36,14 @@ async fn armed(stock: u64, max_attempts: u32) -> (TestApp, Purchases) {
         min: 0,
         timeout: std::time::Duration::from_millis(100),
     };
+    let queue = OrderQueue::spawn(&settings.queue_redis, &settings.queue).expect("queue");
     let purchases = Purchases::spawn(
         inventory.clone(),
         inventory,
         limit,
         sale,
         on_the_primary_alone,
+        queue,
     );
     (app, purchases)
 }
@@ -108,6 +111,44 @@ async fn a_buyer_twice_in_one_batch_gets_the_order_then_a_409_with_it() {
     let scrape = app.get("/api/purchases/twice").await;
     let body: Value = scrape.json().await.expect("json");
     assert_eq!(body["orderId"], buyers[0].1.to_string());
+}
+
+/// This process's order-queue counter `name`.
+fn queued(name: &str) -> f64 {
+    sample(&api::metrics::handle().render(), name, &[]).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_batch_hands_its_confirmed_orders_to_the_queue_as_one_job() {
+    let (_app, purchases) = armed(5, 0).await;
+    let buyers = [
+        (user("q-twice"), OrderId::new()),
+        (user("q-other"), OrderId::new()),
+        (user("q-twice"), OrderId::new()),
+    ];
+
+    let outcomes = decide_together(&purchases, &buyers).await;
+    // The batcher hands the orders over before answering; the push itself
+    // follows at once, on the batcher's thread.
+    let started = std::time::Instant::now();
+    while queued("flash_sale_order_jobs_pushed_total") < 2.0
+        && started.elapsed() < std::time::Duration::from_secs(5)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    assert!(matches!(outcomes[2], PurchaseOutcome::Duplicate(_)));
+    assert_eq!(
+        queued("flash_sale_order_jobs_pushed_total"),
+        2.0,
+        "the two confirmed orders, not the 409"
+    );
+    assert_eq!(
+        queued("flash_sale_order_batches_pushed_total"),
+        1.0,
+        "in one job"
+    );
+    assert_eq!(queued("flash_sale_order_job_push_failures_total"), 0.0);
 }
 
 #[tokio::test]

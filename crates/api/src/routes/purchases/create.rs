@@ -73,10 +73,10 @@ pub async fn create(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let user = buyer(&state, &req, &body)?;
-    // Once the script has run, its purchase must be queued even if the
-    // buyer hangs up (actix drops the handler of a closed connection): the
-    // decision runs in a task of its own, which a dropped handler leaves
-    // running to the end.
+    // The decision runs in a task of its own, which a handler dropped by a
+    // closed connection leaves running to the end: what the script answered
+    // still reaches this replica's view (the stock it shows, the sold-out
+    // freeze). The order itself is handed to the pusher by the batcher.
     let decision = actix_web::rt::spawn({
         let (state, paths) = (state.clone(), paths.clone());
         async move { purchase::decide(&state, &paths, user).await }
