@@ -7,7 +7,8 @@
 # then AB_ROUNDS (5) interleaved rounds of AB_SECONDS (5) per row and build:
 # purchases with 64 connections, a lone buyer (one connection, one
 # request at a time) and a sold-out sale (64 connections, every answer a
-# 410), no worker. Writes AB_REPORT (docs/bench/ab.md) with
+# 410), no worker, on a Redis of the run's own (`stack_private_redis`).
+# Writes AB_REPORT (docs/bench/ab.md) with
 # each row's median round per build.
 set -euo pipefail
 # shellcheck source=loadtest/stack.sh
@@ -27,6 +28,7 @@ cleanup() {
 trap cleanup EXIT
 
 stack_services
+stack_private_redis
 after_bin=$BIN
 BIN=$AB_BEFORE_BIN_DIR
 stack_api ab-before "$AB_PORT" STOCK_QUANTITY=100000000 USER_MAX_ATTEMPTS=0

@@ -27,6 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 stack_services
+stack_private_redis
 # No per-user limit, as in make bench (each buyer buys once anyway).
 stack_api profile "$PROFILE_PORT" "STOCK_QUANTITY=100000000" "USER_MAX_ATTEMPTS=0"
 # Warm up (connections, scripts), then sample only the measured run.

@@ -3,6 +3,7 @@
 # release build with the settings a scenario needs.
 #
 #   stack_services                      Redis + PostgreSQL up; exports their addresses
+#   stack_private_redis                 then a Redis of the run's own (see below)
 #   stack_api NAME PORT [VAR=VALUE...]  an api on PORT selling a fresh sale NAME-<time>;
 #                                       sets STACK_SALE (its id) and STACK_API_PID
 #   stack_worker [VAR=VALUE...]         an order worker
@@ -42,6 +43,33 @@ stack_services() {
     [ -x "$BIN/$bin" ] || { stack_say "missing $BIN/$bin: run 'make build-loadtest'"; return 1; }
   done
   mkdir -p "$LOGS"
+}
+
+# A Redis of the run's own on a free port, started from this shell, so it
+# shares this session's scheduling group (Linux autogroup) with wrk and the
+# apis; exports REDIS_HOST, REDIS_PORT and REDIS_URL, and goes at
+# stack_stop. The machine's Redis, started in a session of its own, was
+# seen waiting up to 0.7 s for a core while wrk and an api kept both busy
+# (`perf sched latency`): its answers then arrived after the api's 1 s
+# timeout, and a benchmark measured the scheduler (503s, 1 s tails), not
+# the api. Skipped with SKIP_SERVICES=1 (REDIS_URL as given).
+stack_private_redis() {
+  [ -z "${SKIP_SERVICES:-}" ] || return 0
+  command -v redis-server >/dev/null || { stack_say "redis-server is missing: apt-get install redis-server"; return 1; }
+  local port
+  port=$(free_port)
+  mkdir -p "$LOGS"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    >"$LOGS/redis-$RUN_ID.log" 2>&1 &
+  STACK_PIDS+=($!)
+  export REDIS_HOST=127.0.0.1 REDIS_PORT=$port REDIS_URL="redis://127.0.0.1:$port"
+  STACK_PRIVATE_REDIS=1
+  for _ in $(seq 50); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && { stack_say "Redis: a private redis-server on port $port"; return 0; }
+    sleep 0.1
+  done
+  stack_say "the private redis-server did not start (log: $LOGS/redis-$RUN_ID.log)"
+  return 1
 }
 
 # Common settings: quiet logs (one line per request would be the benchmark),
@@ -89,6 +117,8 @@ stack_stop_worker() {
 # Drops this run's sales and queue from Redis (jobs no worker drains would
 # stay in the shared Redis for good).
 stack_drop_run_keys() {
+  # A private Redis goes with the run, keys and all.
+  [ -z "${STACK_PRIVATE_REDIS:-}" ] || return 0
   drop_keys "redis://${REDIS_HOST:-localhost}:${REDIS_PORT:-6379}" \
     "loadtest:$RUN_ID:*" "{sale:load-*-$RUN_ID}*"
 }
