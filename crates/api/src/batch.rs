@@ -146,9 +146,11 @@ async fn run(
 }
 
 /// Hands the orders `outcomes` confirmed to the pusher (draining `batch`),
-/// before any buyer is answered: a buyer who hangs up cannot keep their
-/// order off the queue. A pusher that is gone leaves them to the worker's
-/// reconciler, as a failed push does: they are in the ledger.
+/// before any buyer is answered, so a graceful stop that drains the pushers
+/// finds every order it answered 201 (and this task, not the handlers,
+/// does it: a buyer who hangs up cannot stop it). A pusher that is gone
+/// leaves them to the worker's reconciler, as a failed push does: they are
+/// in the ledger.
 async fn queue_confirmed(
     queue: &OrderQueue,
     sale: &SaleId,

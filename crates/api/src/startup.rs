@@ -44,6 +44,7 @@ pub struct Application {
     server: Server,
     metrics: Option<MetricsServer>,
     shutdown: CancellationToken,
+    queue: OrderQueue,
 }
 
 /// `/metrics` on a port of its own.
@@ -58,13 +59,27 @@ pub struct Stopper {
     shutdown: CancellationToken,
     handle: ServerHandle,
     metrics: Option<ServerHandle>,
+    queue: OrderQueue,
 }
 
+/// How long a graceful stop waits for the order pushes of purchases already
+/// answered (each push gives up within two Redis command timeouts).
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
 impl Stopper {
-    /// Ends the live streams, then lets in-flight requests finish (30 s at
-    /// most) and stops, the metrics listener with it.
+    /// Ends the live streams and pushes the orders already answered 201
+    /// (their pushers run on the worker threads, which stop next), then
+    /// lets in-flight requests finish (30 s at most) and stops, the metrics
+    /// listener with it.
     pub async fn stop(&self) {
         self.shutdown.cancel();
+        let left = self.queue.drain(DRAIN_LIMIT).await;
+        if left > 0 {
+            tracing::warn!(
+                orders = left,
+                "stopping with order jobs not pushed; the reconciler will persist them"
+            );
+        }
         let metrics = async {
             if let Some(metrics) = &self.metrics {
                 metrics.stop(true).await;
@@ -82,6 +97,7 @@ impl Application {
         crate::metrics::handle();
         let shutdown = CancellationToken::new();
         let state = app_state(&settings, shutdown.clone()).await?;
+        let queue = state.queue.clone();
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
         let port = listener
@@ -106,6 +122,7 @@ impl Application {
             server,
             metrics,
             shutdown,
+            queue,
         })
     }
 
@@ -119,6 +136,7 @@ impl Application {
             shutdown: self.shutdown.clone(),
             handle: self.server.handle(),
             metrics: self.metrics.as_ref().map(|m| m.server.handle()),
+            queue: self.queue.clone(),
         }
     }
 

@@ -170,3 +170,39 @@ async fn a_buyer_who_hangs_up_after_the_script_still_gets_a_queued_order() {
     assert_eq!(rows[0].user_id, "impatient");
     assert_persisted_by_jobs(1);
 }
+
+/// SIGTERM just after a 201 whose push has not gone out yet (the push
+/// failpoint holds it for 500 ms): the stop pushes it before the workers and
+/// their pushers stop, so the order arrives by its job, not 10 s later by
+/// the reconciler (the graceful-stop promise of a 201 that does not wait for
+/// its push).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_graceful_stop_pushes_the_orders_it_answered_first() {
+    let database = create_database().await;
+    let config = jobs_only(TestConfig::active(5).set("DATABASE_URL", &database));
+    let worker = order_worker::spawn(worker_settings(&config));
+    let (mut api, base) =
+        spawn_api_process(&config, &[("FLASH_SALE_FAILPOINT", "pause:before-push")]).await;
+
+    let bought = reqwest::Client::new()
+        .post(format!("{base}/api/purchases"))
+        .json(&json!({"userId": "last-before-stop"}))
+        .send()
+        .await
+        .expect("purchase");
+    api.terminate();
+    let exited = api.wait_exit(Duration::from_secs(35));
+    let rows =
+        wait_for_orders_within(&database, &config.sale_id(), 1, Duration::from_secs(5)).await;
+    worker.stop().await.expect("worker stops");
+
+    assert_eq!(bought.status(), 201);
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+    assert_eq!(
+        rows.len(),
+        1,
+        "the answered order was pushed before the stop"
+    );
+    assert_eq!(rows[0].user_id, "last-before-stop");
+    assert_persisted_by_jobs(1);
+}
