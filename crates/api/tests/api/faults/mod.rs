@@ -248,6 +248,25 @@ pub(super) struct Drained {
     pub(super) reconciling: order_worker::WorkerHandle,
 }
 
+/// Waits (10 s at most) until every purchase the api confirmed has its push,
+/// or its failed push, counted: a 201 does not wait for its push.
+pub(super) async fn pushes_settled(config: &TestConfig) {
+    let sale = config.sale_id().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let confirmed = counter(
+            "flash_sale_purchases_total",
+            &[("sale", &sale), ("outcome", "confirmed")],
+        );
+        let settled = counter("flash_sale_order_jobs_pushed_total", &[])
+            + counter("flash_sale_order_job_push_failures_total", &[]);
+        if settled >= confirmed || std::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until the jobs of every order the api pushed have landed, stops
 /// the jobs-only `worker` and starts one whose reconciler persists at once
 /// what no job carried (a failed push, a purchase that stood behind a 503).
@@ -256,6 +275,7 @@ pub(super) async fn drain_jobs_then_reconcile(
     config: &TestConfig,
     worker: order_worker::WorkerHandle,
 ) -> Drained {
+    pushes_settled(config).await;
     let pushed = counter("flash_sale_order_jobs_pushed_total", &[]) as usize;
     wait_for_orders_within(database, &config.sale_id(), pushed, Duration::from_secs(60)).await;
     worker.stop().await.expect("worker stops");

@@ -32,6 +32,9 @@ async fn redis_restarted_mid_burst_answers_503_fast_then_heals_by_itself() {
         progress.clone(),
     )
     .await;
+    // The first burst's jobs are in Redis before it stops (a 201 does not
+    // wait for its push).
+    pushes_settled(&config).await;
     redis.stop();
     let health = app.get("/api/health").await.status();
     let during = burst(app.address.clone(), users("rd-b", 50), 16, progress.clone()).await;
@@ -200,8 +203,12 @@ async fn a_redis_stall_longer_than_the_timeout_leaves_no_dead_or_hung_worker() {
 async fn the_first_pushes_after_a_redis_restart_are_queued_not_lost_to_it() {
     let mut redis = PrivateRedis::start();
     let config = TestConfig::active(50).set("REDIS_URL", redis.url());
-    let app = spawn_app_with(config).await;
+    let app = spawn_app_with(TestConfig {
+        vars: config.vars.clone(),
+    })
+    .await;
     assert_eq!(app.purchase("before-restart").await.status(), 201);
+    pushes_settled(&config).await;
 
     redis.stop();
     redis.start_again();
@@ -216,6 +223,7 @@ async fn the_first_pushes_after_a_redis_restart_are_queued_not_lost_to_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    pushes_settled(&config).await;
     assert!(statuses.contains(&201), "{statuses:?}");
     assert_eq!(
         counter("flash_sale_order_job_push_failures_total", &[]),
