@@ -17,7 +17,6 @@ cd "$ROOT"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
 stack_services
-stack_private_redis
 # Each open storefront is a socket on both ends: raise the descriptor limit
 # as far as this shell may (the apis inherit it).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -26,5 +25,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # tests' workers scan it) and hold memory for nothing; the figures are kept.
 # (A private Redis, the default, goes with the run.)
 trap 'stack_stop; [ -n "${STACK_PRIVATE_REDIS:-}" ] || drop_keys "${REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT}" "bench:*" "{sale:bench-*"' EXIT
+stack_private_redis
 "$BIN/loadtest" bench --bin-dir "$BIN" \
   --redis-url "${REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT}" --database-url "$DATABASE_URL"

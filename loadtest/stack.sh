@@ -119,7 +119,7 @@ stack_stop_worker() {
 stack_drop_run_keys() {
   # A private Redis goes with the run, keys and all.
   [ -z "${STACK_PRIVATE_REDIS:-}" ] || return 0
-  drop_keys "redis://${REDIS_HOST:-localhost}:${REDIS_PORT:-6379}" \
+  drop_keys "${REDIS_URL:-redis://${REDIS_HOST:-localhost}:${REDIS_PORT:-6379}}" \
     "loadtest:$RUN_ID:*" "{sale:load-*-$RUN_ID}*"
 }
 
