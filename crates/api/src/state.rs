@@ -29,6 +29,8 @@ pub struct ThreadPaths {
     pub purchases: Purchases,
     /// This thread's last stock reading, answering status polls for 50 ms.
     pub recent: RecentReading,
+    /// This thread's last status body, reused while nothing moved.
+    pub status_bodies: crate::status::StatusBodies,
 }
 
 impl ThreadPaths {
@@ -103,6 +105,7 @@ impl AppState {
             shared: self.inventory.clone(),
             purchases,
             recent: Default::default(),
+            status_bodies: Default::default(),
         }
     }
 

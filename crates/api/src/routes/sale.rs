@@ -1,11 +1,11 @@
 use crate::{
     error::{ApiError, ErrorBody},
     state::{AppState, ThreadPaths},
-    status::SaleStatus,
+    status::{clamped, SaleStatus},
 };
 use std::time::Instant;
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, http::header::ContentType, web, HttpResponse};
 
 /// Phase, window and stock of the sale. Never throttled.
 ///
@@ -25,8 +25,8 @@ pub async fn status(
 ) -> Result<HttpResponse, ApiError> {
     let sale = state.armed()?;
     let changes = state.stock_changes.current();
-    let reading = match paths.recent.fresh(changes) {
-        Some(reading) => reading,
+    let (reading, taken_now) = match paths.recent.fresh(changes) {
+        Some(reading) => (reading, false),
         None => {
             let taken = Instant::now();
             let reading = paths
@@ -35,7 +35,7 @@ pub async fn status(
                 .await
                 .inspect_err(|e| tracing::error!(error = ?e, "reading stock failed"))?;
             paths.recent.keep(reading, taken, changes);
-            reading
+            (reading, true)
         }
     };
     let stock = match reading.stock {
@@ -48,11 +48,15 @@ pub async fn status(
             return Err(ApiError::NotArmed);
         }
     };
+    let stock = clamped(sale, stock);
+    if taken_now {
+        // A reading kept from an earlier request was reported then.
+        state.metrics.stock(stock);
+        state.feed.observe_reading(stock, reading.now);
+    }
     // The phase on Redis's clock: the one the purchase script judges by.
-    let status = SaleStatus::at(sale, stock, reading.now);
-    state.metrics.stock(status.stock_remaining);
-    state
-        .feed
-        .observe_reading(status.stock_remaining, reading.now);
-    Ok(HttpResponse::Ok().json(status))
+    let phase = sale.window.phase_at(reading.now).into();
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(paths.status_bodies.body(sale, phase, stock)))
 }
