@@ -97,8 +97,10 @@ impl OrderQueue {
     /// process is draining, when they are pushed (or their push failed).
     pub async fn hand_over(&self, orders: Vec<PersistOrder>) -> Result<(), PusherGone> {
         let count = orders.len();
-        self.pending.orders.fetch_add(count, Ordering::AcqRel);
-        let (pushed, done) = if self.pending.draining.load(Ordering::Acquire) {
+        // SeqCst with `drain`'s store-then-load: either it sees these
+        // orders counted, or this sees it draining (and waits for the push).
+        self.pending.orders.fetch_add(count, Ordering::SeqCst);
+        let (pushed, done) = if self.pending.draining.load(Ordering::SeqCst) {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
@@ -119,10 +121,10 @@ impl OrderQueue {
     /// is pushed or its push failed. The number still waiting when `limit`
     /// ran out (left to the reconciler).
     pub async fn drain(&self, limit: Duration) -> usize {
-        self.pending.draining.store(true, Ordering::Release);
+        self.pending.draining.store(true, Ordering::SeqCst);
         let started = Instant::now();
         loop {
-            let left = self.pending.orders.load(Ordering::Acquire);
+            let left = self.pending.orders.load(Ordering::SeqCst);
             if left == 0 || started.elapsed() >= limit {
                 return left;
             }

@@ -248,8 +248,9 @@ pub(super) struct Drained {
     pub(super) reconciling: order_worker::WorkerHandle,
 }
 
-/// Waits (10 s at most) until every purchase the api confirmed has its push,
-/// or its failed push, counted: a 201 does not wait for its push.
+/// Waits (10 s at most, else fails) until every purchase the api confirmed
+/// has its push, or its failed push, counted: a 201 does not wait for its
+/// push.
 pub(super) async fn pushes_settled(config: &TestConfig) {
     let sale = config.sale_id().to_string();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -260,9 +261,13 @@ pub(super) async fn pushes_settled(config: &TestConfig) {
         );
         let settled = counter("flash_sale_order_jobs_pushed_total", &[])
             + counter("flash_sale_order_job_push_failures_total", &[]);
-        if settled >= confirmed || std::time::Instant::now() >= deadline {
+        if settled >= confirmed {
             return;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{settled} pushes counted for {confirmed} confirmed purchases after 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
