@@ -6,6 +6,8 @@
 //! [`error_bodies`] middleware writes the body with the request's path. The
 //! cause of a 5xx goes to the log, never to the client.
 
+use std::io::Write;
+
 use actix_web::{
     body::{BoxBody, EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
@@ -109,6 +111,25 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        let (response, payload) = self.parts();
+        payload.respond(response)
+    }
+}
+
+impl ApiError {
+    /// The answer to a request for `path`, body written at once: for the
+    /// refusals a handler gives by the thousand (410, 409), which need not
+    /// go through [`error_bodies`].
+    pub fn answer(&self, path: &str) -> HttpResponse {
+        let (mut response, payload) = self.parts();
+        let body = payload.json(self.status_code(), path);
+        response
+            .insert_header(header::ContentType::json())
+            .body(body)
+    }
+
+    /// The response so far (status and headers) and the body's parts.
+    fn parts(&self) -> (HttpResponseBuilder, ErrorPayload) {
         let mut payload = ErrorPayload::new(self.message());
         if let Self::AlreadyPurchased(entry) = self {
             payload.order_id = Some(entry.order_id.to_string());
@@ -138,7 +159,7 @@ impl ResponseError for ApiError {
             // Later, or on another replica: the page polls meanwhile.
             response.insert_header((header::RETRY_AFTER, "5"));
         }
-        payload.respond(response)
+        (response, payload)
     }
 }
 
@@ -243,6 +264,48 @@ impl ErrorPayload {
         response.finish()
     }
 
+    /// The body as JSON: the bytes `serde_json` writes for
+    /// [`ErrorBody`] (a test holds them equal), without building one: a
+    /// sold-out sale answers this by the ten thousand a second.
+    fn json(&self, status: StatusCode, path: &str) -> Vec<u8> {
+        // Writes into a Vec cannot fail.
+        let mut out = Vec::with_capacity(160 + path.len());
+        let _ = write!(out, "{{\"statusCode\":{},\"message\":", status.as_u16());
+        match &self.message {
+            ErrorMessage::Text(text) => json_str(&mut out, text),
+            ErrorMessage::Problems(problems) => {
+                out.push(b'[');
+                for (i, problem) in problems.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json_str(&mut out, problem);
+                }
+                out.push(b']');
+            }
+        }
+        out.extend_from_slice(b",\"error\":");
+        json_str(&mut out, status.canonical_reason().unwrap_or("Error"));
+        out.extend_from_slice(b",\"timestamp\":\"");
+        out.extend_from_slice(iso_millis(crate::clock::now()).as_bytes());
+        out.extend_from_slice(b"\",\"path\":");
+        json_str(&mut out, path);
+        if let Some(order_id) = &self.order_id {
+            out.extend_from_slice(b",\"orderId\":");
+            json_str(&mut out, order_id);
+        }
+        if let Some(purchased_at) = &self.purchased_at {
+            out.extend_from_slice(b",\"purchasedAt\":");
+            json_str(&mut out, purchased_at);
+        }
+        if let Some(ms) = self.retry_after_ms {
+            let _ = write!(out, ",\"retryAfterMs\":{ms}");
+        }
+        out.push(b'}');
+        out
+    }
+
+    #[cfg(test)]
     fn body(self, status: StatusCode, path: &str) -> ErrorBody {
         ErrorBody {
             status_code: status.as_u16(),
@@ -265,7 +328,6 @@ pub async fn error_bodies(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
-    let path = req.uri().to_string();
     // Handlers' errors arrive here as responses; an `Err` only comes from a
     // middleware failing outright, and actix renders it after us.
     let mut response = next.call(req).await?.map_into_boxed_body();
@@ -276,14 +338,20 @@ pub async fn error_bodies(
     Ok(match pending {
         None => response.map_into_left_body(),
         Some(payload) => {
+            let path = response.request().uri().to_string();
             let status = response.status();
-            let body = serde_json::to_string(&payload.body(status, &path))
-                .unwrap_or_else(|_| String::from("{}"));
+            let body = payload.json(status, &path);
             response
                 .map_body(|_, _| BoxBody::new(body))
                 .map_into_right_body()
         }
     })
+}
+
+/// `text` as a JSON string, escaped as `serde_json` escapes it.
+fn json_str(out: &mut Vec<u8>, text: &str) {
+    // Writes into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, text);
 }
 
 /// The default service: unknown routes answer 404 in the same JSON shape.
@@ -314,6 +382,36 @@ mod tests {
         for (error, status, message) in cases {
             assert_eq!(error.status_code().as_u16(), status);
             assert_eq!(error.message(), ErrorMessage::Text(message.to_owned()));
+        }
+    }
+
+    /// `text` with its `"timestamp":"..."` value blanked (24 characters).
+    fn without_timestamp(text: &str) -> String {
+        let key = "\"timestamp\":\"";
+        let at = text.find(key).expect("a timestamp") + key.len();
+        format!("{}{}", &text[..at], &text[at + 24..])
+    }
+
+    #[test]
+    fn the_written_body_is_what_serde_writes() {
+        let mut conflict = ErrorPayload::new(ErrorMessage::Text("Sorry, \"sold\" \u{1}é".into()));
+        conflict.order_id = Some("01a2-x".into());
+        conflict.purchased_at = Some("2026-03-01T10:00:00.000Z".into());
+        let mut limited = ErrorPayload::new(ErrorMessage::Problems(vec![
+            "property h\\ack should not exist".into(),
+            "userId should not be empty".into(),
+        ]));
+        limited.retry_after_ms = Some(250);
+        let empty = ErrorPayload::new(ErrorMessage::Problems(vec![]));
+        for (payload, status) in [
+            (conflict, StatusCode::CONFLICT),
+            (limited, StatusCode::TOO_MANY_REQUESTS),
+            (empty, StatusCode::BAD_REQUEST),
+        ] {
+            let path = "/api/purchases/te\"am%2F\u{7f}ü?x=1";
+            let written = String::from_utf8(payload.json(status, path)).expect("UTF-8");
+            let serde = serde_json::to_string(&payload.body(status, path)).expect("serializes");
+            assert_eq!(without_timestamp(&written), without_timestamp(&serde));
         }
     }
 

@@ -65,6 +65,17 @@ impl From<soldout::Answer> for Outcome {
     }
 }
 
+/// The outcome of `user`'s purchase when this replica knows it without
+/// asking Redis: the sale is not armed, or known sold out (see
+/// [`soldout`]). Such an answer changes nothing, so it needs no task of
+/// its own.
+pub fn known(state: &AppState, user: &UserId) -> Option<Outcome> {
+    let Some(sale) = state.sale.get() else {
+        return Some(Outcome::NotArmed);
+    };
+    state.sold_out.answer(user, &sale.window).map(Outcome::from)
+}
+
 /// Decides `user`'s purchase; a confirmed one is handed to the order
 /// pusher (by the batcher) before this returns.
 pub async fn decide(
@@ -72,11 +83,8 @@ pub async fn decide(
     paths: &ThreadPaths,
     user: UserId,
 ) -> Result<Outcome, InventoryError> {
-    let Some(sale) = state.sale.get() else {
-        return Ok(Outcome::NotArmed);
-    };
-    if let Some(answer) = state.sold_out.answer(&user, &sale.window) {
-        return Ok(answer.into());
+    if let Some(outcome) = known(state, &user) {
+        return Ok(outcome);
     }
     // The window is judged in the script, on Redis's clock: replicas whose
     // own clocks disagree still agree on whether the sale is open.

@@ -73,24 +73,34 @@ pub async fn create(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let user = buyer(&state, &req, &body)?;
-    // The decision runs in a task of its own, which a handler dropped by a
-    // closed connection leaves running to the end: what the script answered
-    // still reaches this replica's view (the stock it shows, the sold-out
-    // freeze). The order itself is handed to the pusher by the batcher.
+    let outcome = match purchase::known(&state, &user) {
+        // A sold-out sale's refusals, by the thousand a second.
+        Some(outcome) => outcome,
+        None => decided(&state, &paths, user).await?,
+    };
+    state.metrics.purchase(outcome.counted_as());
+    Ok(answer(outcome, state.attempt_limit.max_attempts, &req))
+}
+
+/// Decides the purchase in a task of its own, which a handler dropped by a
+/// closed connection leaves running to the end: what the script answered
+/// still reaches this replica's view (the stock it shows, the sold-out
+/// freeze). The order itself is handed to the pusher by the batcher.
+async fn decided(
+    state: &web::Data<AppState>,
+    paths: &web::Data<ThreadPaths>,
+    user: UserId,
+) -> Result<Outcome, ApiError> {
     let decision = actix_web::rt::spawn({
         let (state, paths) = (state.clone(), paths.clone());
         async move { purchase::decide(&state, &paths, user).await }
             .instrument(tracing::Span::current())
     });
-    let outcome = decision
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .inspect_err(|e| {
-            state.metrics.purchase(PurchaseResult::Error);
-            tracing::error!(error = ?e, "purchase script failed");
-        })?;
-    state.metrics.purchase(outcome.counted_as());
-    answer(outcome, state.attempt_limit.max_attempts)
+    let outcome = decision.await.map_err(|_| ApiError::Internal)?;
+    Ok(outcome.inspect_err(|e| {
+        state.metrics.purchase(PurchaseResult::Error);
+        tracing::error!(error = ?e, "purchase script failed");
+    })?)
 }
 
 /// Who buys: the signed-in buyer (`BUYER_AUTH=jwt`, verified by the
@@ -109,21 +119,23 @@ fn buyer(state: &AppState, req: &HttpRequest, body: &Value) -> Result<UserId, Ap
     })
 }
 
-/// The HTTP answer of an outcome.
-fn answer(outcome: Outcome, max_attempts: u32) -> Result<HttpResponse, ApiError> {
-    match outcome {
+/// The HTTP answer of an outcome; a refusal's body is written here, the
+/// request at hand (see [`ApiError::answer`]).
+fn answer(outcome: Outcome, max_attempts: u32, req: &HttpRequest) -> HttpResponse {
+    let refused = match outcome {
         Outcome::Confirmed { order_id, .. } => {
-            Ok(HttpResponse::Created().json(PurchaseConfirmed {
+            return HttpResponse::Created().json(PurchaseConfirmed {
                 success: true,
                 message: "Purchase confirmed!",
                 order_id: order_id.to_string(),
-            }))
+            })
         }
-        Outcome::Duplicate(entry) => Err(ApiError::AlreadyPurchased(entry)),
-        Outcome::SoldOut => Err(ApiError::SoldOut),
-        Outcome::TooManyAttempts => Err(ApiError::TooManyAttempts { max: max_attempts }),
-        Outcome::NotStarted => Err(ApiError::SaleNotStarted),
-        Outcome::Ended => Err(ApiError::SaleEnded),
-        Outcome::NotArmed => Err(ApiError::NotArmed),
-    }
+        Outcome::Duplicate(entry) => ApiError::AlreadyPurchased(entry),
+        Outcome::SoldOut => ApiError::SoldOut,
+        Outcome::TooManyAttempts => ApiError::TooManyAttempts { max: max_attempts },
+        Outcome::NotStarted => ApiError::SaleNotStarted,
+        Outcome::Ended => ApiError::SaleEnded,
+        Outcome::NotArmed => ApiError::NotArmed,
+    };
+    refused.answer(&req.uri().to_string())
 }
