@@ -6,6 +6,8 @@
 # PROFILE_REPORT (docs/profile/purchase.txt): perf's own report, kept as it
 # printed. No worker runs (as in make bench's no-worker row). PROFILE_CODE
 # names the code profiled when LOADTEST_BIN_DIR holds another build.
+# PROFILE_STOCK (100000000) is the sale's stock: PROFILE_STOCK=1 profiles
+# a sold-out sale's refusals (make bench's sold-out row) instead.
 set -euo pipefail
 # shellcheck source=loadtest/stack.sh
 . "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
@@ -13,6 +15,7 @@ cd "$ROOT"
 : "${PROFILE_SECONDS:=10}"
 : "${PROFILE_REPORT:=docs/profile/purchase.txt}"
 : "${PROFILE_PORT:=3320}"
+: "${PROFILE_STOCK:=100000000}"
 : "${PROFILE_CODE:=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (with uncommitted changes)')}"
 command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
@@ -29,7 +32,7 @@ trap cleanup EXIT
 stack_services
 stack_private_redis
 # No per-user limit, as in make bench (each buyer buys once anyway).
-stack_api profile "$PROFILE_PORT" "STOCK_QUANTITY=100000000" "USER_MAX_ATTEMPTS=0"
+stack_api profile "$PROFILE_PORT" "STOCK_QUANTITY=$PROFILE_STOCK" "USER_MAX_ATTEMPTS=0"
 # Warm up (connections, scripts), then sample only the measured run.
 wrk -t2 -c64 -d2s -s loadtest/purchase.lua "http://127.0.0.1:$PROFILE_PORT" >/dev/null
 perf record -q -F 999 -p "$STACK_API_PID" -o "$data/perf.data" -- sleep "$PROFILE_SECONDS" 2>/dev/null &
@@ -45,7 +48,7 @@ report() {
 }
 {
   echo "# loadtest/profile.sh: code $PROFILE_CODE, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "# api: $BIN/api; wrk -t2 -c64, fresh buyers, no worker; perf record -F 999 for ${PROFILE_SECONDS} s"
+  echo "# api: $BIN/api; stock $PROFILE_STOCK; wrk -t2 -c64, fresh buyers, no worker; perf record -F 999 for ${PROFILE_SECONDS} s"
   echo "# wrk: $(grep -E 'Requests/sec' <<<"$run" | tr -s ' ')"
   echo "# (The release build has no frame pointers: self time only, no call graphs.)"
   echo "#"
