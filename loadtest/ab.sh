@@ -6,8 +6,8 @@
 # LOADTEST_BIN_DIR, the current release build) on a fresh sale of its own,
 # then AB_ROUNDS (5) interleaved rounds of AB_SECONDS (5) per row and build:
 # purchases with 64 connections, a lone buyer (one connection, one
-# request at a time) and a sold-out sale (64 connections, every answer a
-# 410), no worker, on a Redis of the run's own (`stack_private_redis`).
+# request at a time), a sold-out sale (64 connections, every answer a
+# 410) and the sale's status (GET /api/sale/status, 64 connections), no worker, on a Redis of the run's own (`stack_private_redis`).
 # Writes AB_REPORT (docs/bench/ab.md) with
 # each row's median round per build.
 set -euo pipefail
@@ -54,18 +54,20 @@ purchase_counts() {
 }
 
 # One wrk run: "<req/s> <p50 ms>"; fails (no figure) when wrk did not run
-# or any answer was not a 201 (with "soldout": not a 410).
-measure() { # port connections [soldout]
-  local threads=2 out counts_before=""
+# or any answer was not a 201 (with "soldout": not a 410; with "status":
+# reads of the sale's status, not a 200).
+measure() { # port connections [soldout|status]
+  local threads=2 out counts_before="" request=(-s loadtest/purchase.lua "http://127.0.0.1:$1")
   [ "$2" -ge 2 ] || threads=1
-  [ -z "${3:-}" ] || counts_before=$(purchase_counts "$1")
-  out=$(wrk -t"$threads" -c"$2" -d"${AB_SECONDS}s" --latency -s loadtest/purchase.lua "http://127.0.0.1:$1") ||
+  [ "${3:-}" = status ] && request=("http://127.0.0.1:$1/api/sale/status")
+  [ "${3:-}" != soldout ] || counts_before=$(purchase_counts "$1")
+  out=$(wrk -t"$threads" -c"$2" -d"${AB_SECONDS}s" --latency "${request[@]}") ||
     { echo "[ab] wrk failed against :$1" >&2; return 1; }
-  if grep -q 'Socket errors' <<<"$out" || { [ -z "${3:-}" ] && grep -q 'Non-2xx' <<<"$out"; }; then
+  if grep -q 'Socket errors' <<<"$out" || { [ "${3:-}" != soldout ] && grep -q 'Non-2xx' <<<"$out"; }; then
     echo "[ab] :$1 answered errors; no figure: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2
     return 1
   fi
-  if [ -n "${3:-}" ]; then
+  if [ "${3:-}" = soldout ]; then
     # Every answer a 410: during the run the api answered nothing but
     # sold-out, at least as many as wrk counted (wrk's non-2xx would count
     # 503s too; the requests in flight when wrk stops are answered but not
@@ -84,9 +86,13 @@ for round in $(seq "$AB_ROUNDS"); do
   # Each round starts with the other build: neither always runs first.
   order="before after"
   [ $((round % 2)) -eq 0 ] && order="after before"
-  for row in 64 1 soldout; do
+  for row in 64 1 soldout status; do
     for build in $order; do
-      if [ "$row" = soldout ]; then
+      if [ "$row" = status ]; then
+        port=$AB_PORT
+        [ "$build" = after ] && port=$((AB_PORT + 1))
+        run=$(measure "$port" 64 status) || exit 1
+      elif [ "$row" = soldout ]; then
         port=$((AB_PORT + 2))
         [ "$build" = after ] && port=$((AB_PORT + 3))
         run=$(measure "$port" 64 soldout) || exit 1
@@ -111,16 +117,17 @@ mkdir -p "$(dirname "$AB_REPORT")"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "- before: $AB_BEFORE_CODE; after: $(git rev-parse --short HEAD)"
-  echo "- method: $AB_ROUNDS interleaved rounds of $AB_SECONDS s per row and build (the build measured first alternating), wrk with loadtest/purchase.lua (a new buyer per request), no worker, limits off, \`RUST_LOG=warn\`; each cell is the median round"
+  echo "- method: $AB_ROUNDS interleaved rounds of $AB_SECONDS s per row and build (the build measured first alternating), wrk with loadtest/purchase.lua (a new buyer per request; the status row plain GETs), no worker, limits off, \`RUST_LOG=warn\`; each cell is the median round"
   echo
   echo "| row | before req/s | after req/s | after / before | before p50 ms | after p50 ms | p50 after - before |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-  for row in 64 1 soldout; do
+  for row in 64 1 soldout status; do
     read -r b_rps b_p50 <<<"$(median "before-$row")"
     read -r a_rps a_p50 <<<"$(median "after-$row")"
     label="purchases, 64 connections"
     [ "$row" = 1 ] && label="a lone buyer (1 connection)"
     [ "$row" = soldout ] && label="sold out (every answer a 410), 64 connections"
+    [ "$row" = status ] && label="\`GET /api/sale/status\`, 64 connections"
     awk -v l="$label" -v br="$b_rps" -v ar="$a_rps" -v bp="$b_p50" -v ap="$a_p50" \
       'BEGIN {printf "| %s | %d | %d | %.2fx | %.3f | %.3f | %+.3f ms |\n", l, br, ar, ar/br, bp, ap, ap-bp}'
   done
