@@ -12,7 +12,7 @@ SEED ?= 1
 
 # make run AUTH=jwt: the sale behind sign-in (see README "Buyers and sign-in").
 AUTH ?= none
-.PHONY: help run run-cluster run-ha validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-ab bench-acks failover profile bench-aof chaos loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
+.PHONY: help run run-cluster run-ha validate-deploy build build-loadtest test test-rust test-frontend test-scripts test-unit lint fmt migrate bench bench-ab bench-acks failover profile instructions bench-aof chaos loadtest loadtest-burst loadtest-dedup loadtest-sustained loadtest-soldout services-up services-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -99,6 +99,10 @@ failover: ## Redis primary killed mid-sale behind Sentinel and in a Cluster (rea
 profile: build-loadtest ## perf profile of an api under purchase load -> docs/profile/purchase.txt
 	@deploy/local/ensure-tools.sh wrk:wrk perf:linux-perf
 	@loadtest/profile.sh
+
+instructions: build-loadtest ## The api's instructions per request by endpoint (callgrind; machine noise free) -> docs/profile/instructions.md
+	@deploy/local/ensure-tools.sh wrk:wrk valgrind:valgrind
+	@loadtest/instructions.sh
 
 loadtest: build-loadtest ## Every load scenario: burst, dedup, sustained, soldout (results in loadtest/results/)
 	@loadtest/run.sh all
