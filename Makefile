@@ -84,7 +84,7 @@ bench: build-loadtest ## Throughput vs a plaintext baseline, p50/p99, orders per
 	@# Replica acknowledgements need a replica: a private primary + replica.
 	@loadtest/acks.sh
 
-bench-ab: build-loadtest ## Purchases, a lone buyer and a sold-out sale, this build beside AB_BEFORE_BIN_DIR's, in one run -> docs/bench/ab.md
+bench-ab: build-loadtest ## Purchases, a lone buyer, a sold-out sale and the status, this build beside AB_BEFORE_BIN_DIR's, in one run -> docs/bench/ab.md
 	@deploy/local/ensure-tools.sh wrk:wrk redis-cli:redis-tools
 	@loadtest/ab.sh
 
@@ -101,7 +101,7 @@ profile: build-loadtest ## perf profile of an api under purchase load -> docs/pr
 	@loadtest/profile.sh
 
 instructions: build-loadtest ## The api's instructions per request by endpoint (callgrind; machine noise free) -> docs/profile/instructions.md
-	@deploy/local/ensure-tools.sh wrk:wrk valgrind:valgrind
+	@deploy/local/ensure-tools.sh wrk:wrk valgrind:valgrind redis-cli:redis-tools
 	@loadtest/instructions.sh
 
 loadtest: build-loadtest ## Every load scenario: burst, dedup, sustained, soldout (results in loadtest/results/)

@@ -7,9 +7,9 @@
 # then AB_ROUNDS (5) interleaved rounds of AB_SECONDS (5) per row and build:
 # purchases with 64 connections, a lone buyer (one connection, one
 # request at a time), a sold-out sale (64 connections, every answer a
-# 410) and the sale's status (GET /api/sale/status, 64 connections), no worker, on a Redis of the run's own (`stack_private_redis`).
-# Writes AB_REPORT (docs/bench/ab.md) with
-# each row's median round per build.
+# 410) and the sale's status (GET /api/sale/status, 64 connections), no
+# worker, on a Redis of the run's own (`stack_private_redis`). Writes
+# AB_REPORT (docs/bench/ab.md) with each row's median round per build.
 set -euo pipefail
 # shellcheck source=loadtest/stack.sh
 . "$(dirname "${BASH_SOURCE[0]}")/stack.sh"

@@ -29,9 +29,13 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 data=$(mktemp -d)
 pids=()
 cleanup() {
-  # No graceful stop: nothing it would finish is measured.
-  [ "${#pids[@]}" -eq 0 ] || kill -KILL "${pids[@]}" 2>/dev/null || true
-  wait "${pids[@]}" 2>/dev/null || true
+  # No graceful stop: nothing it would finish is measured. (A bare `wait`
+  # would also wait for the private Redis, which stack_stop stops.)
+  if [ "${#pids[@]}" -gt 0 ]; then
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+    for pid in "${pids[@]}"; do rm -f /tmp/vgdb-pipe-*-"$pid"-*; done
+  fi
   stack_stop
   rm -rf "$data"
   stack_drop_run_keys
@@ -60,20 +64,38 @@ curl -fsS -o /dev/null -H 'content-type: application/json' -d '{"userId":"the-on
 start_api stock "$((INSTR_PORT + 1))" 100000000
 stock_pid=$api_pid
 
+# The sold-out api's purchase answers by its /metrics: "<sold out> <other>".
+purchase_counts() {
+  curl -fsS "http://127.0.0.1:$INSTR_PORT/metrics" |
+    awk '/^flash_sale_purchases_total\{/ {if (/outcome="sold_out"/) s += $NF; else o += $NF}
+         END {printf "%d %d\n", s, o}'
+}
+
 # One row: warm up, zero the counters, run wrk, dump; prints
-# "<answers> <instructions>". Fails when an answer was not the row's.
+# "<answers> <instructions>". Fails when an answer was not the row's (the
+# sold-out row: when the api answered anything but sold out) or when
+# callgrind wrote no new dump (its control tool says OK regardless).
 row() { # name pid url [lua]
-  local name=$1 pid=$2 url=$3 script=() out answers total dump
+  local name=$1 pid=$2 url=$3 script=() out answers total dump dumps sold0 others0 sold others
   [ -z "${4:-}" ] || script=(-s "$4")
-  wrk -t1 -c4 -d3s "${script[@]}" "$url" >/dev/null
+  wrk -t1 -c4 -d3s "${script[@]}" "$url" >/dev/null || return 1
+  dumps=$(find "$data" -name "*.$pid.*" | wc -l)
+  [ "$name" != soldout ] || read -r sold0 others0 <<<"$(purchase_counts)"
   callgrind_control -z "$pid" >/dev/null 2>&1
-  out=$(wrk -t1 -c4 -d"${INSTR_SECONDS}s" "${script[@]}" "$url")
+  out=$(wrk -t1 -c4 -d"${INSTR_SECONDS}s" "${script[@]}" "$url") || return 1
   callgrind_control -d "$name" "$pid" >/dev/null 2>&1
   if grep -q 'Socket errors' <<<"$out" || { [ "$name" != soldout ] && grep -q 'Non-2xx' <<<"$out"; }; then
     echo "[instructions] $name: answers that are not the row's: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2
     return 1
   fi
   answers=$(awk '/requests in/ {print $1}' <<<"$out")
+  if [ "$name" = soldout ]; then
+    read -r sold others <<<"$(purchase_counts)"
+    [ -n "$answers" ] && [ $((sold - sold0)) -ge "$answers" ] && [ "$others" = "$others0" ] ||
+      { echo "[instructions] soldout: $((sold - sold0)) sold-out and $((others - others0)) other answers for wrk's $answers" >&2; return 1; }
+  fi
+  [ "$(find "$data" -name "*.$pid.*" | wc -l)" -gt "$dumps" ] ||
+    { echo "[instructions] $name: callgrind wrote no dump" >&2; return 1; }
   dump=$(ls -t "$data"/*."$pid".* | head -1)
   total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   [ -n "$answers" ] && [ -n "$total" ] || { echo "[instructions] $name: no figure" >&2; return 1; }
@@ -81,10 +103,11 @@ row() { # name pid url [lua]
 }
 
 declare -A rows
-rows[plain]=$(row plain "$stock_pid" "http://127.0.0.1:$((INSTR_PORT + 1))/")
-rows[status]=$(row status "$stock_pid" "http://127.0.0.1:$((INSTR_PORT + 1))/api/sale/status")
-rows[purchase]=$(row purchase "$stock_pid" "http://127.0.0.1:$((INSTR_PORT + 1))" loadtest/purchase.lua)
-rows[soldout]=$(row soldout "$soldout_pid" "http://127.0.0.1:$INSTR_PORT" loadtest/purchase.lua)
+# `|| exit 1`: a failure inside $(...) does not stop the script by itself.
+rows[plain]=$(row plain "$stock_pid" "http://127.0.0.1:$((INSTR_PORT + 1))/") || exit 1
+rows[status]=$(row status "$stock_pid" "http://127.0.0.1:$((INSTR_PORT + 1))/api/sale/status") || exit 1
+rows[purchase]=$(row purchase "$stock_pid" "http://127.0.0.1:$((INSTR_PORT + 1))" loadtest/purchase.lua) || exit 1
+rows[soldout]=$(row soldout "$soldout_pid" "http://127.0.0.1:$INSTR_PORT" loadtest/purchase.lua) || exit 1
 
 mkdir -p "$(dirname "$INSTR_REPORT")"
 {

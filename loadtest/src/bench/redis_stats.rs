@@ -72,9 +72,10 @@ const SCRIPT_CALLS: [&str; 6] = [
     "fcall_ro",
 ];
 
-/// The sum of `usec=` over the script calls of INFO commandstats: the
-/// api's purchase path sends nothing else (the purchase batches and the
-/// job pushes are both scripts). Redis also counts each command a script
+/// The sum of `usec=` over the script calls of INFO commandstats: with
+/// `REDIS_MIN_REPLICA_ACKS=0`, as the bench runs, the api's purchase path
+/// sends nothing else (the purchase batches and the job pushes are both
+/// scripts; with acks on, a `WAIT` per batch would go uncounted). Redis also counts each command a script
 /// runs under its own name (`cmdstat_hset`), and that time is already
 /// inside the script call's: summing every line counted it twice.
 fn script_usec(info: &str) -> f64 {
