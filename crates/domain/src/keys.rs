@@ -35,7 +35,13 @@ impl SaleKeys {
 
     /// Integer with a TTL: one user's purchase attempts.
     pub fn attempts(&self, user: &UserId) -> String {
-        format!("{}:attempts:{user}", self.tag)
+        // One per buyer in every purchase batch: concatenated, not format!ed.
+        const INFIX: &str = ":attempts:";
+        let mut key = String::with_capacity(self.tag.len() + INFIX.len() + user.as_str().len());
+        key.push_str(&self.tag);
+        key.push_str(INFIX);
+        key.push_str(user.as_str());
+        key
     }
 
     /// A staging hash for rebuilding the ledger (one per rebuild attempt).

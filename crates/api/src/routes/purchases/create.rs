@@ -1,5 +1,5 @@
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use domain::UserId;
+use domain::{OrderId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
@@ -41,8 +41,9 @@ pub struct PurchaseConfirmed {
     success: bool,
     #[schema(example = "Purchase confirmed!")]
     message: &'static str,
-    #[schema(example = "01a215e1-2992-704a-9c83-ad9ec0ec2c3b")]
-    order_id: String,
+    /// Serialized straight from the id (no `to_string` per purchase).
+    #[schema(value_type = String, example = "01a215e1-2992-704a-9c83-ad9ec0ec2c3b")]
+    order_id: OrderId,
 }
 
 /// Attempt a purchase: validate, check the window, run the purchase script,
@@ -127,7 +128,7 @@ fn answer(outcome: Outcome, max_attempts: u32, req: &HttpRequest) -> HttpRespons
             return HttpResponse::Created().json(PurchaseConfirmed {
                 success: true,
                 message: "Purchase confirmed!",
-                order_id: order_id.to_string(),
+                order_id,
             })
         }
         Outcome::Duplicate(entry) => ApiError::AlreadyPurchased(entry),
