@@ -6,16 +6,16 @@
 # a shared machine. Starts one api of the release build (LOADTEST_BIN_DIR)
 # under callgrind on a sold-out sale and one on a sale with stock, on a
 # Redis of the run's own, then for each row: INSTR_SECONDS (15) of wrk
-# -t1 -c4 after a warm-up, with callgrind's counters zeroed before and
+# -t1 -c4 (purchases: -t2 -c64, as make bench) after a warm-up, with callgrind's counters zeroed before and
 # dumped after. A row's figure is every instruction the api's threads ran
 # in that window (background tasks included) over the answers wrk counted.
 # Writes INSTR_REPORT (docs/profile/instructions.md). INSTR_CODE names the
 # code measured when LOADTEST_BIN_DIR holds another build.
 #
 # Under valgrind one thread runs at a time and the api answers ~50x
-# slower, so batches of purchases are smaller than under make bench's 64
-# connections: the purchase row counts more instructions per purchase
-# than a full-speed rush would.
+# slower, so batches of purchases are smaller than under make bench (about
+# 5 purchases a script call): the purchase row counts more instructions
+# per purchase than a full-speed rush would.
 set -euo pipefail
 # shellcheck source=loadtest/stack.sh
 . "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
@@ -76,13 +76,14 @@ purchase_counts() {
 # sold-out row: when the api answered anything but sold out) or when
 # callgrind wrote no new dump (its control tool says OK regardless).
 row() { # name pid url [lua]
-  local name=$1 pid=$2 url=$3 script=() out answers total dump dumps sold0 others0 sold others
+  local name=$1 pid=$2 url=$3 script=() load=(-t1 -c4) out answers total dump dumps sold0 others0 sold others
   [ -z "${4:-}" ] || script=(-s "$4")
-  wrk -t1 -c4 -d3s "${script[@]}" "$url" >/dev/null || return 1
+  [ "$name" != purchase ] || load=(-t2 -c64)
+  wrk "${load[@]}" -d3s "${script[@]}" "$url" >/dev/null || return 1
   dumps=$(find "$data" -name "*.$pid.*" | wc -l)
   [ "$name" != soldout ] || read -r sold0 others0 <<<"$(purchase_counts)"
   callgrind_control -z "$pid" >/dev/null 2>&1
-  out=$(wrk -t1 -c4 -d"${INSTR_SECONDS}s" "${script[@]}" "$url") || return 1
+  out=$(wrk "${load[@]}" -d"${INSTR_SECONDS}s" "${script[@]}" "$url") || return 1
   callgrind_control -d "$name" "$pid" >/dev/null 2>&1
   if grep -q 'Socket errors' <<<"$out" || { [ "$name" != soldout ] && grep -q 'Non-2xx' <<<"$out"; }; then
     echo "[instructions] $name: answers that are not the row's: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2
@@ -117,7 +118,7 @@ mkdir -p "$(dirname "$INSTR_REPORT")"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "- code: $INSTR_CODE"
-  echo "- method: release api under \`valgrind --tool=callgrind\`, ${INSTR_SECONDS} s of wrk -t1 -c4 per row after a 3 s warm-up; instructions of every api thread in that window over the answers; no worker, limits off, \`RUST_LOG=warn\`"
+  echo "- method: release api under \`valgrind --tool=callgrind\`, ${INSTR_SECONDS} s of wrk -t1 -c4 per row (purchases -t2 -c64) after a 3 s warm-up; instructions of every api thread in that window over the answers; no worker, limits off, \`RUST_LOG=warn\`"
   echo
   echo "| endpoint | answers | instructions per answer | x \`GET /\` |"
   echo "| --- | ---: | ---: | ---: |"
@@ -127,7 +128,7 @@ mkdir -p "$(dirname "$INSTR_REPORT")"
     case $name in
       plain) label="\`GET /\` (baseline)" ;;
       status) label="\`GET /api/sale/status\`" ;;
-      purchase) label="\`POST /api/purchases\`, a new buyer each (4 connections: small batches)" ;;
+      purchase) label="\`POST /api/purchases\`, a new buyer each (64 connections; smaller batches than at full speed)" ;;
       soldout) label="\`POST /api/purchases\`, sold out (every answer a 410)" ;;
     esac
     awk -v l="$label" -v n="$n" -v ir="$ir" -v pn="$plain_n" -v pir="$plain_ir" \
