@@ -13,8 +13,8 @@
 # code measured when LOADTEST_BIN_DIR holds another build.
 #
 # Under valgrind one thread runs at a time and the api answers ~50x
-# slower, so batches of purchases are smaller than under make bench (about
-# 5 purchases a script call): the purchase row counts more instructions
+# slower, so batches of purchases are smaller than under make bench (fewer
+# purchases per script call): the purchase row counts more instructions
 # per purchase than a full-speed rush would.
 set -euo pipefail
 # shellcheck source=loadtest/stack.sh

@@ -39,7 +39,7 @@ pub struct PersistOrder {
 /// The bytes chrono's own `Serialize` writes (RFC 3339, `Z`, as many
 /// fraction digits as needed), formatted into one string first: chrono's
 /// impl goes through `collect_str`, which `serde_json` escapes a fragment
-/// at a time; callgrind put it at about half of a job's encoding per order.
+/// at a time, once per order of every job.
 fn rfc3339<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }

@@ -41,7 +41,7 @@ pub struct PurchaseConfirmed {
     success: bool,
     #[schema(example = "Purchase confirmed!")]
     message: &'static str,
-    /// Serialized straight from the id (no `to_string` per purchase).
+    // Serialized straight from the id (no `to_string` per purchase).
     #[schema(value_type = String, example = "01a215e1-2992-704a-9c83-ad9ec0ec2c3b")]
     order_id: OrderId,
 }
