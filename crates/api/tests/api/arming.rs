@@ -75,9 +75,14 @@ async fn a_sale_missing_from_redis_stays_unarmed_while_postgres_cannot_be_asked(
     let again = app.purchase("after-loss").await;
 
     assert_eq!(response.status(), 503);
+    // The purchase handler writes this refusal itself: same headers and
+    // body as the error middleware would.
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["content-type"], "application/json");
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["statusCode"], 503);
     assert_eq!(body["error"], "Service Unavailable");
+    assert_eq!(body["path"], "/api/purchases");
     assert_eq!(
         again.status(),
         503,
