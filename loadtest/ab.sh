@@ -45,14 +45,6 @@ for build in before after; do
     "http://127.0.0.1:$port/api/purchases" || { echo "[ab] the one unit on :$port was not sold" >&2; exit 1; }
 done
 
-# The api on port $1's count of purchase answers (its /metrics): "<sold
-# out> <any other outcome>".
-purchase_counts() {
-  curl -fsS "http://127.0.0.1:$1/metrics" |
-    awk '/^flash_sale_purchases_total\{/ {if (/outcome="sold_out"/) s += $NF; else o += $NF}
-         END {printf "%d %d\n", s, o}'
-}
-
 # One wrk run: "<req/s> <p50 ms>"; fails (no figure) when wrk did not run
 # or any answer was not a 201 (with "soldout": not a 410; with "status":
 # reads of the sale's status, not a 200).
@@ -60,7 +52,7 @@ measure() { # port connections [soldout|status]
   local threads=2 out counts_before="" request=(-s loadtest/purchase.lua "http://127.0.0.1:$1")
   [ "$2" -ge 2 ] || threads=1
   [ "${3:-}" = status ] && request=("http://127.0.0.1:$1/api/sale/status")
-  [ "${3:-}" != soldout ] || counts_before=$(purchase_counts "$1")
+  [ "${3:-}" != soldout ] || counts_before=$(stack_purchase_counts "$1")
   out=$(wrk -t"$threads" -c"$2" -d"${AB_SECONDS}s" --latency "${request[@]}") ||
     { echo "[ab] wrk failed against :$1" >&2; return 1; }
   if grep -q 'Socket errors' <<<"$out" || { [ "${3:-}" != soldout ] && grep -q 'Non-2xx' <<<"$out"; }; then
@@ -75,7 +67,7 @@ measure() { # port connections [soldout|status]
     local total sold others sold0 others0
     total=$(awk '/requests in/ {print $1}' <<<"$out")
     read -r sold0 others0 <<<"$counts_before"
-    read -r sold others <<<"$(purchase_counts "$1")"
+    read -r sold others <<<"$(stack_purchase_counts "$1")"
     [ -n "$total" ] && [ $((sold - sold0)) -ge "$total" ] && [ "$others" = "$others0" ] ||
       { echo "[ab] :$1 sold out, yet $((sold - sold0)) sold-out and $((others - others0)) other answers for wrk's $total" >&2; return 1; }
   fi

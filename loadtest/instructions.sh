@@ -23,7 +23,7 @@ cd "$ROOT"
 : "${INSTR_SECONDS:=15}"
 : "${INSTR_REPORT:=docs/profile/instructions.md}"
 : "${INSTR_PORT:=3330}"
-: "${INSTR_CODE:=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (with uncommitted changes)')}"
+: "${INSTR_CODE:=$(stack_code)}"
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 data=$(mktemp -d)
@@ -64,13 +64,6 @@ curl -fsS -o /dev/null -H 'content-type: application/json' -d '{"userId":"the-on
 start_api stock "$((INSTR_PORT + 1))" 100000000
 stock_pid=$api_pid
 
-# The sold-out api's purchase answers by its /metrics: "<sold out> <other>".
-purchase_counts() {
-  curl -fsS "http://127.0.0.1:$INSTR_PORT/metrics" |
-    awk '/^flash_sale_purchases_total\{/ {if (/outcome="sold_out"/) s += $NF; else o += $NF}
-         END {printf "%d %d\n", s, o}'
-}
-
 # One row: warm up, zero the counters, run wrk, dump; prints
 # "<answers> <instructions>". Fails when an answer was not the row's (the
 # sold-out row: when the api answered anything but sold out) or when
@@ -81,7 +74,7 @@ row() { # name pid url [lua]
   [ "$name" != purchase ] || load=(-t2 -c64)
   wrk "${load[@]}" -d3s "${script[@]}" "$url" >/dev/null || return 1
   dumps=$(find "$data" -name "*.$pid.*" | wc -l)
-  [ "$name" != soldout ] || read -r sold0 others0 <<<"$(purchase_counts)"
+  [ "$name" != soldout ] || read -r sold0 others0 <<<"$(stack_purchase_counts "$INSTR_PORT")"
   callgrind_control -z "$pid" >/dev/null 2>&1
   out=$(wrk "${load[@]}" -d"${INSTR_SECONDS}s" "${script[@]}" "$url") || return 1
   callgrind_control -d "$name" "$pid" >/dev/null 2>&1
@@ -91,7 +84,7 @@ row() { # name pid url [lua]
   fi
   answers=$(awk '/requests in/ {print $1}' <<<"$out")
   if [ "$name" = soldout ]; then
-    read -r sold others <<<"$(purchase_counts)"
+    read -r sold others <<<"$(stack_purchase_counts "$INSTR_PORT")"
     [ -n "$answers" ] && [ $((sold - sold0)) -ge "$answers" ] && [ "$others" = "$others0" ] ||
       { echo "[instructions] soldout: $((sold - sold0)) sold-out and $((others - others0)) other answers for wrk's $answers" >&2; return 1; }
   fi

@@ -16,7 +16,7 @@ cd "$ROOT"
 : "${PROFILE_REPORT:=docs/profile/purchase.txt}"
 : "${PROFILE_PORT:=3320}"
 : "${PROFILE_STOCK:=100000000}"
-: "${PROFILE_CODE:=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (with uncommitted changes)')}"
+: "${PROFILE_CODE:=$(stack_code)}"
 command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 data=$(mktemp -d)

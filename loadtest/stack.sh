@@ -116,6 +116,20 @@ stack_stop_worker() {
 
 # Drops this run's sales and queue from Redis (jobs no worker drains would
 # stay in the shared Redis for good).
+# The code a report measures: HEAD's short id, marked when crates/ has
+# uncommitted changes (the binaries may then be newer than HEAD).
+stack_code() {
+  echo "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates || echo ' (with uncommitted changes)')"
+}
+
+# The api on port $1's count of purchase answers (its /metrics): "<sold
+# out> <any other outcome>".
+stack_purchase_counts() {
+  curl -fsS "http://127.0.0.1:$1/metrics" |
+    awk '/^flash_sale_purchases_total\{/ {if (/outcome="sold_out"/) s += $NF; else o += $NF}
+         END {printf "%d %d\n", s, o}'
+}
+
 stack_drop_run_keys() {
   # A private Redis goes with the run, keys and all.
   [ -z "${STACK_PRIVATE_REDIS:-}" ] || return 0
