@@ -34,6 +34,10 @@ pub enum ArmError {
     Database(#[source] anyhow::Error),
     #[error("the sale is missing from Redis and the order queue cannot be asked which orders are on their way")]
     Queue(#[source] redis::RedisError),
+    #[error(
+        "the sale is missing from Redis and orders this api confirmed are not in the queue yet"
+    )]
+    Unpushed,
 }
 
 /// Where the orders that stand are: PostgreSQL's rows, and the jobs still
@@ -43,13 +47,25 @@ pub struct Standing {
     pub db: PgPool,
     pub queue: domain::queue::QueueConnection,
     pub queue_name: String,
+    /// This process's confirmed orders still on their way to the queue.
+    pub unpushed: crate::queue::Unpushed,
+    /// How long a rebuild waits for them.
+    pub push_limit: Duration,
 }
 
 impl Standing {
     /// Every order that stands for `sale`, one per buyer. The queue is read
     /// first: a job swept after that read has its rows by the time
     /// PostgreSQL is. A row wins over a queued order of the same buyer.
+    ///
+    /// A 201 does not wait for its push, so this process's orders still on
+    /// their way are waited for before the queue is read (a ledger lost
+    /// right after a 201 would otherwise put that unit back on sale); if
+    /// they do not land in time the sale stays unarmed and is tried again.
     async fn orders(&self, sale: &SaleId) -> Result<Vec<(String, LedgerEntry)>, ArmError> {
+        if !self.unpushed.settled(self.push_limit).await {
+            return Err(ArmError::Unpushed);
+        }
         let queued =
             domain::queue::orders_in_queue(&mut self.queue.clone(), &self.queue_name, sale)
                 .await

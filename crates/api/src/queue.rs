@@ -53,6 +53,27 @@ struct Pending {
     draining: Arc<AtomicBool>,
 }
 
+/// The orders a process answered 201 and has not pushed yet (pushed or
+/// failed), across its pushers. A sale rebuilt while some are on their way
+/// would miss them: neither the queue nor PostgreSQL holds them yet.
+#[derive(Clone, Default)]
+pub struct Unpushed(Arc<AtomicUsize>);
+
+impl Unpushed {
+    /// Waits until none is left, polling every millisecond; false when some
+    /// are still on their way after `limit`.
+    pub async fn settled(&self, limit: Duration) -> bool {
+        let started = Instant::now();
+        while self.0.load(Ordering::SeqCst) > 0 {
+            if started.elapsed() >= limit {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        true
+    }
+}
+
 /// The pusher is gone (its runtime is stopping): the orders handed over
 /// are left to the worker's reconciler.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -114,6 +135,11 @@ impl OrderQueue {
             done.await.map_err(|_| PusherGone)?;
         }
         Ok(())
+    }
+
+    /// Counts the orders this process handed over and has not pushed yet.
+    pub fn unpushed(&self) -> Unpushed {
+        Unpushed(self.pending.orders.clone())
     }
 
     /// Before a graceful stop: from now on a hand-over waits for its push,

@@ -179,14 +179,17 @@ async fn app_state(
         total: settings.sale.stock,
         window: settings.sale.window,
     };
+    let queue = OrderQueue::spawn(&settings.queue_redis, &settings.queue)
+        .context("creating the queue connection")?;
     let standing = arming::Standing {
         db: db.clone(),
         queue: domain::queue::connection(&settings.queue_redis)
             .context("creating the queue connection")?,
         queue_name: settings.queue.clone(),
+        unpushed: queue.unpushed(),
+        // A push is tried twice, each bounded by the command timeout.
+        push_limit: settings.queue_redis.command_timeout * 3,
     };
-    let queue = OrderQueue::spawn(&settings.queue_redis, &settings.queue)
-        .context("creating the queue connection")?;
     let feed = SaleFeed::new(settings.sse_max_clients);
     let sale = ArmedSale::default();
     let arming = Arming {

@@ -57,6 +57,8 @@ async fn arming_while_the_keys_vanish_never_resets_the_stock_to_full() {
         db: api::db::pool(&settings.database),
         queue: domain::queue::connection(&settings.queue_redis).expect("queue connection"),
         queue_name: settings.queue.clone(),
+        unpushed: Default::default(),
+        push_limit: Duration::from_secs(1),
     };
     let wanted = Wanted {
         id: config.sale_id(),
@@ -523,6 +525,49 @@ async fn a_lost_ledger_is_rebuilt_from_the_queue_as_well_as_from_postgres() {
     assert_eq!(status, 409, "a queued order's buyer cannot buy again");
     assert_eq!(body["orderId"], orders[1]);
     assert_eq!(app.sale_status().await["stockRemaining"], 2);
+}
+
+/// A ledger lost right after a 201 whose push has not gone out yet (the
+/// push failpoint holds it for 500 ms): the order is in neither the queue
+/// nor PostgreSQL, so the rebuild waits for the api's own pushes before it
+/// reads the queue, and the buyer still gets 409 with their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ledger_lost_before_the_push_landed_waits_for_the_push() {
+    let database = create_database().await;
+    let config = TestConfig::active(5).set("DATABASE_URL", &database);
+    let (_api, base) =
+        spawn_api_process(&config, &[("FLASH_SALE_FAILPOINT", "pause:before-push")]).await;
+    let client = reqwest::Client::new();
+    let buy = || async {
+        let response = client
+            .post(format!("{base}/api/purchases"))
+            .json(&serde_json::json!({"userId": "unpushed"}))
+            .send()
+            .await
+            .expect("purchase");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    };
+    let (first, bought) = buy().await;
+    let keys = SaleKeys::new(&config.sale_id());
+    let _: i64 = redis().await.del(keys.buyers()).await.expect("DEL");
+
+    let mut again = buy().await;
+    for _ in 0..50 {
+        if again.0 != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        again = buy().await;
+    }
+
+    assert_eq!(first, 201);
+    assert_eq!(again.0, 409, "the unpushed order's buyer cannot buy again");
+    assert_eq!(again.1["orderId"], bought["orderId"]);
+    assert_eq!(redis_get(&keys.stock()).await.as_deref(), Some("4"));
 }
 
 /// A ledger entry that names another order than the buyer's row (Redis
