@@ -219,7 +219,12 @@ pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
             .api("watch", settings.port + 6, 100_000_000, &no_cap)
             .await?;
         let duration = Duration::from_secs(settings.watch_seconds);
-        watchers::measure(&api, settings.watchers, settings.watch_purchases, duration).await?
+        let mut sample =
+            watchers::measure(&api, settings.watchers, settings.watch_purchases, duration).await?;
+        drop(api);
+        let bare = settings.stack.bare_sse(settings.port + 8).await?;
+        sample.floor_kb_per_watcher = watchers::floor_kb(&bare, settings.watchers).await?;
+        sample
     };
     let confirm_to_row = live_rows(&orders, &apis.live, bought_live).await?;
     let persisted_per_second = drain(&settings, &orders, &apis.bench, bought).await?;

@@ -172,6 +172,10 @@ impl BenchReport {
                 format!("{:.1} KB", w.kb_per_watcher),
             ),
             (
+                "the same pages on `bare-sse` (actix-web with one stream, none of our code): memory per page",
+                format!("{:.1} KB", w.floor_kb_per_watcher),
+            ),
+            (
                 "status events per page per second",
                 format!("{:.2}", w.events_per_watcher_second),
             ),
@@ -222,6 +226,7 @@ impl BenchReport {
                 "purchasesPerSecond": self.watchers.purchases_per_second,
                 "apiCpuShareOfACore": self.watchers.api_cpu_share,
                 "apiKbPerPage": self.watchers.kb_per_watcher,
+                "bareSseKbPerPage": self.watchers.floor_kb_per_watcher,
                 "eventsPerPageSecond": self.watchers.events_per_watcher_second,
                 "bytesPerPageSecond": self.watchers.bytes_per_watcher_second,
             },

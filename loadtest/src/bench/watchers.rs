@@ -27,6 +27,8 @@ pub struct WatchersSample {
     pub api_cpu_share: f64,
     /// The api's resident memory grown per open page, in KB.
     pub kb_per_watcher: f64,
+    /// The same on `bare-sse`, actix-web alone ([`floor_kb`]).
+    pub floor_kb_per_watcher: f64,
     /// Status events and bytes one page received per second (mean).
     pub events_per_watcher_second: f64,
     pub bytes_per_watcher_second: f64,
@@ -49,36 +51,7 @@ pub async fn measure(
     duration: Duration,
 ) -> anyhow::Result<WatchersSample> {
     let rss_before = procfs::rss_mb(api.pid())?.0;
-    let received = Arc::new(Received::default());
-    let mut pages = JoinSet::new();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()?;
-    let url = format!("{}/api/sale/events", api.base());
-    println!("[bench] opening {watchers} event streams");
-    for _ in 0..watchers {
-        pages.spawn(watch(client.clone(), url.clone(), received.clone()));
-        // At most a few hundred connecting at once.
-        while pages.len() - received.open.load(Ordering::Acquire) > 200 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            if let Some(ended) = pages.try_join_next() {
-                ended.context("a page")??;
-                bail!("a page's stream ended while opening the others");
-            }
-        }
-    }
-    let opening = Instant::now();
-    while received.open.load(Ordering::Acquire) < watchers {
-        if opening.elapsed() > Duration::from_secs(60) {
-            bail!(
-                "only {} of {watchers} streams opened",
-                received.open.load(Ordering::Acquire)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Let every page take its first event before measuring.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (mut pages, received) = open(&api.base(), watchers).await?;
     let rss_open = procfs::rss_mb(api.pid())?.0;
     let (bytes_before, events_before) = (
         received.bytes.load(Ordering::Acquire),
@@ -104,9 +77,62 @@ pub async fn measure(
         purchases_per_second: bought as f64 / seconds,
         api_cpu_share: api_cpu / seconds,
         kb_per_watcher: (rss_open - rss_before) * 1024.0 / watchers as f64,
+        floor_kb_per_watcher: f64::NAN,
         events_per_watcher_second: per_page_second(events),
         bytes_per_watcher_second: per_page_second(bytes),
     })
+}
+
+/// The api's memory per open page set beside actix-web's own: `bare-sse`
+/// (a server of one event stream) with as many pages open, in KB per page.
+pub async fn floor_kb(bare: &stack::Api, watchers: usize) -> anyhow::Result<f64> {
+    let rss_before = procfs::rss_mb(bare.pid())?.0;
+    let (mut pages, received) = open(&bare.base(), watchers).await?;
+    let rss_open = procfs::rss_mb(bare.pid())?.0;
+    pages.abort_all();
+    let events = received.events.load(Ordering::Acquire);
+    if events < watchers as u64 {
+        bail!("bare-sse: {events} events on {watchers} streams; every stream takes one at once");
+    }
+    Ok((rss_open - rss_before) * 1024.0 / watchers as f64)
+}
+
+/// Opens `watchers` pages on `base`'s event stream, at most a few hundred
+/// connecting at once, and lets each take its first event.
+async fn open(
+    base: &str,
+    watchers: usize,
+) -> anyhow::Result<(JoinSet<anyhow::Result<()>>, Arc<Received>)> {
+    let received = Arc::new(Received::default());
+    let mut pages = JoinSet::new();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let url = format!("{base}/api/sale/events");
+    println!("[bench] opening {watchers} event streams on {base}");
+    for _ in 0..watchers {
+        pages.spawn(watch(client.clone(), url.clone(), received.clone()));
+        while pages.len() - received.open.load(Ordering::Acquire) > 200 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if let Some(ended) = pages.try_join_next() {
+                ended.context("a page")??;
+                bail!("a page's stream ended while opening the others");
+            }
+        }
+    }
+    let opening = Instant::now();
+    while received.open.load(Ordering::Acquire) < watchers {
+        if opening.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "only {} of {watchers} streams opened",
+                received.open.load(Ordering::Acquire)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let every page take its first event before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok((pages, received))
 }
 
 /// One open page: reads its stream for as long as it is open.
