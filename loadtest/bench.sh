@@ -6,7 +6,7 @@
 # docs/bench/latest.md (the README's figures) and loadtest/results/bench-*.json.
 #
 # Knobs: BENCH_SECONDS (5) per round, BENCH_ROUNDS (3), BENCH_CONNECTIONS
-# (64), BENCH_PORT (3310, and the next eight), BENCH_REPORT (docs/bench/latest.md),
+# (64), BENCH_PORT (3310, and the next nine), BENCH_REPORT (docs/bench/latest.md),
 # BENCH_WATCHERS (10000) open storefronts while BENCH_WATCH_PURCHASES (20)
 # purchases a second go on for BENCH_WATCH_SECONDS (20); BENCH_CODE names the
 # code measured when LOADTEST_BIN_DIR holds another build.

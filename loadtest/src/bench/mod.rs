@@ -71,7 +71,7 @@ impl Sample {
 }
 
 /// The endpoints measured, in report order.
-pub const ENDPOINTS: [&str; 10] = [
+pub const ENDPOINTS: [&str; 12] = [
     "plaintext",
     "status",
     "purchase",
@@ -82,6 +82,8 @@ pub const ENDPOINTS: [&str; 10] = [
     "sold-out",
     "status-info",
     "purchase-info",
+    "bare-root",
+    "bare-sold-out",
 ];
 
 /// One row of a round: where wrk sends, which api it measures, its script.
@@ -112,6 +114,8 @@ struct Apis {
     tokens: tokens::Tokens,
     /// At the default log level (`RUST_LOG=info`, JSON): a line per request.
     info: stack::Api,
+    /// `bare-actix`: actix-web alone, the floor under `GET /` and sold-out.
+    bare: stack::Api,
 }
 
 impl Apis {
@@ -138,6 +142,7 @@ impl Apis {
         let es256 = stack.api("es256", port + 4, 100_000_000, &jwt).await?;
         let info = [("RUST_LOG", "info"), ("LOG_FORMAT", "json")];
         let info = stack.api("info", port + 5, 100_000_000, &info).await?;
+        let bare = stack.bare_actix(port + 8).await?;
         Ok(Self {
             bench,
             lone,
@@ -148,6 +153,7 @@ impl Apis {
             es256,
             tokens,
             info,
+            bare,
         })
     }
 
@@ -191,6 +197,8 @@ impl Apis {
             row(&self.sold, "/api/purchases", Some(late), vec![]),
             row(&self.info, "/api/sale/status", None, vec![]),
             row(&self.info, "/api/purchases", Some(purchase), vec![]),
+            row(&self.bare, "/", None, vec![]),
+            row(&self.bare, "/api/purchases", Some(late), vec![]),
         ]
     }
 }
@@ -222,7 +230,7 @@ pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
         let mut sample =
             watchers::measure(&api, settings.watchers, settings.watch_purchases, duration).await?;
         drop(api);
-        let bare = settings.stack.bare_sse(settings.port + 8).await?;
+        let bare = settings.stack.bare_actix(settings.port + 9).await?;
         sample.floor_kb_per_watcher = watchers::floor_kb(&bare, settings.watchers).await?;
         sample
     };

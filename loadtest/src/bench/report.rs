@@ -36,6 +36,8 @@ fn label(endpoint: &str) -> &'static str {
         "purchase-es256" => "`POST /api/purchases`, `BUYER_AUTH=jwt` ES256, a new token per buyer",
         "status-info" => "`GET /api/sale/status`, `RUST_LOG=info` (the default), a JSON line per request",
         "purchase-info" => "`POST /api/purchases`, no worker, `RUST_LOG=info` (the default), a JSON line per request",
+        "bare-root" => "`bare-actix` (actix-web alone, none of our code): `GET /`",
+        "bare-sold-out" => "`bare-actix`: `POST /api/purchases`, the body read by actix-web's `Json`, answered 410",
         _ => "`POST /api/purchases`, sold out",
     }
 }
@@ -101,7 +103,7 @@ impl BenchReport {
         }
         let _ = writeln!(
             out,
-            "\n(A sold-out sale answers 410 by design: its row counts every answer there.)"
+            "\n(A sold-out sale answers 410 by design, and so does `bare-actix`'s POST: their rows count every answer there.)"
         );
     }
 
@@ -124,6 +126,15 @@ impl BenchReport {
             (
                 "api CPU per purchase / per `GET /`",
                 format!("{per_plain:.2}x"),
+            ),
+            (
+                "sold-out over `GET /`: the api / actix-web alone (`bare-actix`'s POST over its `GET /`)",
+                format!(
+                    "{:.2}x / {:.2}x",
+                    self.ratio("sold-out"),
+                    self.sample("bare-sold-out").wrk.per_second
+                        / self.sample("bare-root").wrk.per_second
+                ),
             ),
             (
                 "default log level (`info`, JSON) over `warn`: purchases / status",
@@ -172,7 +183,7 @@ impl BenchReport {
                 format!("{:.1} KB", w.kb_per_watcher),
             ),
             (
-                "the same pages on `bare-sse` (actix-web with one stream, none of our code): memory per page",
+                "the same pages on `bare-actix` (actix-web with one stream, none of our code): memory per page",
                 format!("{:.1} KB", w.floor_kb_per_watcher),
             ),
             (

@@ -107,15 +107,15 @@ impl Stack {
         Ok(api)
     }
 
-    /// `bare-sse` on `port`: actix-web with one event stream and nothing of
+    /// `bare-actix` on `port`: actix-web with one event stream and nothing of
     /// ours, the floor under the api's memory per open page.
-    pub async fn bare_sse(&self, port: u16) -> anyhow::Result<Api> {
+    pub async fn bare_actix(&self, port: u16) -> anyhow::Result<Api> {
         let vars = [
             ("PORT".to_owned(), port.to_string()),
             ("HOST".to_owned(), "127.0.0.1".to_owned()),
         ];
         let api = Api {
-            service: self.spawn("bare-sse", "bare-sse", &vars)?,
+            service: self.spawn("bare-actix", "bare-actix", &vars)?,
             port,
             sale: String::new(),
             queue: String::new(),

@@ -27,7 +27,7 @@ pub struct WatchersSample {
     pub api_cpu_share: f64,
     /// The api's resident memory grown per open page, in KB.
     pub kb_per_watcher: f64,
-    /// The same on `bare-sse`, actix-web alone ([`floor_kb`]).
+    /// The same on `bare-actix`, actix-web alone ([`floor_kb`]).
     pub floor_kb_per_watcher: f64,
     /// Status events and bytes one page received per second (mean).
     pub events_per_watcher_second: f64,
@@ -83,7 +83,7 @@ pub async fn measure(
     })
 }
 
-/// The api's memory per open page set beside actix-web's own: `bare-sse`
+/// The api's memory per open page set beside actix-web's own: `bare-actix`
 /// (a server of one event stream) with as many pages open, in KB per page.
 pub async fn floor_kb(bare: &stack::Api, watchers: usize) -> anyhow::Result<f64> {
     let rss_before = procfs::rss_mb(bare.pid())?.0;
@@ -92,7 +92,7 @@ pub async fn floor_kb(bare: &stack::Api, watchers: usize) -> anyhow::Result<f64>
     pages.abort_all();
     let events = received.events.load(Ordering::Acquire);
     if events < watchers as u64 {
-        bail!("bare-sse: {events} events on {watchers} streams; every stream takes one at once");
+        bail!("bare-actix: {events} events on {watchers} streams; every stream takes one at once");
     }
     Ok((rss_open - rss_before) * 1024.0 / watchers as f64)
 }
