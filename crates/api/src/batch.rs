@@ -119,6 +119,8 @@ async fn run(
             replies.push(next.reply);
         }
         let inventory = if own.is_connected() { &own } else { &shared };
+        // Until the confirmed orders are handed over, a rebuild waits.
+        let _deciding = queue.deciding(batch.len());
         let decided = match sale.get() {
             Some(sale) => {
                 crate::metrics::purchase_batch();

@@ -53,9 +53,23 @@ struct Pending {
     draining: Arc<AtomicBool>,
 }
 
-/// The orders a process answered 201 and has not pushed yet (pushed or
-/// failed), across its pushers. A sale rebuilt while some are on their way
-/// would miss them: neither the queue nor PostgreSQL holds them yet.
+/// Purchases of a script call in flight, counted as unpushed ([`OrderQueue::deciding`]).
+pub struct Deciding {
+    orders: Arc<AtomicUsize>,
+    purchases: usize,
+}
+
+impl Drop for Deciding {
+    fn drop(&mut self) {
+        self.orders.fetch_sub(self.purchases, Ordering::AcqRel);
+    }
+}
+
+/// The orders a process confirmed (from its script call on) and has not
+/// pushed yet (pushed, or the push failed), across its pushers. A sale
+/// rebuilt while some are on their way would miss them: neither the queue
+/// nor PostgreSQL holds them yet. (A push that failed is not waited for:
+/// its order is in the ledger for the reconciler, and lost with it.)
 #[derive(Clone, Default)]
 pub struct Unpushed(Arc<AtomicUsize>);
 
@@ -137,9 +151,22 @@ impl OrderQueue {
         Ok(())
     }
 
-    /// Counts the orders this process handed over and has not pushed yet.
+    /// Counts the orders this process confirmed and has not pushed yet.
     pub fn unpushed(&self) -> Unpushed {
         Unpushed(self.pending.orders.clone())
+    }
+
+    /// Counts `purchases` whose script call is about to run as unpushed
+    /// until the guard drops: an order the call confirms is in the ledger
+    /// from that moment, before it is handed over (which counts it again),
+    /// so a rebuild and a graceful stop wait for it from then on. Drop the
+    /// guard after the hand-over.
+    pub fn deciding(&self, purchases: usize) -> Deciding {
+        self.pending.orders.fetch_add(purchases, Ordering::SeqCst);
+        Deciding {
+            orders: self.pending.orders.clone(),
+            purchases,
+        }
     }
 
     /// Before a graceful stop: from now on a hand-over waits for its push,

@@ -554,6 +554,7 @@ async fn a_ledger_lost_before_the_push_landed_waits_for_the_push() {
     let (first, bought) = buy().await;
     let keys = SaleKeys::new(&config.sale_id());
     let _: i64 = redis().await.del(keys.buyers()).await.expect("DEL");
+    let queued_when_lost = queued_orders(&config).await;
 
     let mut again = buy().await;
     for _ in 0..50 {
@@ -565,9 +566,90 @@ async fn a_ledger_lost_before_the_push_landed_waits_for_the_push() {
     }
 
     assert_eq!(first, 201);
+    assert_eq!(
+        queued_when_lost, 0,
+        "the push was still held when the ledger went"
+    );
     assert_eq!(again.0, 409, "the unpushed order's buyer cannot buy again");
     assert_eq!(again.1["orderId"], bought["orderId"]);
-    assert_eq!(redis_get(&keys.stock()).await.as_deref(), Some("4"));
+}
+
+/// The same loss a step earlier: after the script confirmed the order,
+/// before it was handed to the pusher (the failpoint holds it there for
+/// 500 ms). The rebuild another buyer's 503 starts must wait for it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ledger_lost_between_the_script_and_the_hand_over_waits_for_the_order() {
+    let database = create_database().await;
+    let config = TestConfig::active(5).set("DATABASE_URL", &database);
+    let (_api, base) = spawn_api_process(
+        &config,
+        &[("FLASH_SALE_FAILPOINT", "pause:after-purchase-script")],
+    )
+    .await;
+    let buy = |user: &'static str| {
+        let url = format!("{base}/api/purchases");
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .json(&serde_json::json!({ "userId": user }))
+                .send()
+                .await
+                .expect("purchase");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let keys = SaleKeys::new(&config.sale_id());
+    let held = tokio::spawn(buy("held"));
+    let mut confirmed = false;
+    for _ in 0..200 {
+        let entry: Option<String> = redis()
+            .await
+            .hget(keys.buyers(), "held")
+            .await
+            .expect("HGET");
+        if entry.is_some() {
+            confirmed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _: i64 = redis().await.del(keys.buyers()).await.expect("DEL");
+    let answered_when_lost = held.is_finished();
+    let (trigger, _) = buy("trigger").await;
+    let (first, bought) = held.await.expect("held purchase");
+
+    let mut again = buy("held").await;
+    for _ in 0..50 {
+        if again.0 != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        again = buy("held").await;
+    }
+
+    assert!(confirmed, "the script wrote the ledger entry");
+    assert!(
+        !answered_when_lost,
+        "the order was still held when the ledger went"
+    );
+    assert_eq!(trigger, 503, "the lost ledger is noticed");
+    assert_eq!(first, 201);
+    assert_eq!(again.0, 409, "the held order's buyer cannot buy again");
+    assert_eq!(again.1["orderId"], bought["orderId"]);
+}
+
+/// How many orders of `config`'s sale its order queue holds now.
+async fn queued_orders(config: &TestConfig) -> usize {
+    let settings = Settings::from_env(&config.env()).expect("settings");
+    let mut queue = domain::queue::connection(&settings.queue_redis).expect("queue connection");
+    domain::queue::orders_in_queue(&mut queue, &settings.queue, &config.sale_id())
+        .await
+        .expect("read the queue")
+        .len()
 }
 
 /// A ledger entry that names another order than the buyer's row (Redis
