@@ -237,7 +237,7 @@ impl BenchReport {
                 "purchasesPerSecond": self.watchers.purchases_per_second,
                 "apiCpuShareOfACore": self.watchers.api_cpu_share,
                 "apiKbPerPage": self.watchers.kb_per_watcher,
-                "bareSseKbPerPage": self.watchers.floor_kb_per_watcher,
+                "bareActixKbPerPage": self.watchers.floor_kb_per_watcher,
                 "eventsPerPageSecond": self.watchers.events_per_watcher_second,
                 "bytesPerPageSecond": self.watchers.bytes_per_watcher_second,
             },

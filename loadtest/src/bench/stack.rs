@@ -107,8 +107,8 @@ impl Stack {
         Ok(api)
     }
 
-    /// `bare-actix` on `port`: actix-web with one event stream and nothing of
-    /// ours, the floor under the api's memory per open page.
+    /// `bare-actix` on `port`: actix-web with nothing of ours, the floor
+    /// under the api's `GET /`, sold-out answer and memory per open page.
     pub async fn bare_actix(&self, port: u16) -> anyhow::Result<Api> {
         let vars = [
             ("PORT".to_owned(), port.to_string()),

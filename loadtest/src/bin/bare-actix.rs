@@ -1,6 +1,7 @@
 //! `bare-actix`: the floor under the api's figures. An actix-web server with
-//! none of our code, configured as the api's server is (same workers, no
-//! half-closed connections), serving what `make bench` compares:
+//! none of our code (no middleware, actix-web's default JSON limit) and the
+//! api's HTTP/1 settings (its workers, no half-closed connections), serving
+//! what `make bench` compares:
 //!
 //! - `GET /`: a small JSON object, as the api's own baseline row;
 //! - `POST /api/purchases`: the body read as JSON through actix-web's
