@@ -537,33 +537,12 @@ async fn a_ledger_lost_before_the_push_landed_waits_for_the_push() {
     let config = TestConfig::active(5).set("DATABASE_URL", &database);
     let (_api, base) =
         spawn_api_process(&config, &[("FLASH_SALE_FAILPOINT", "pause:before-push")]).await;
-    let client = reqwest::Client::new();
-    let buy = || async {
-        let response = client
-            .post(format!("{base}/api/purchases"))
-            .json(&serde_json::json!({"userId": "unpushed"}))
-            .send()
-            .await
-            .expect("purchase");
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json::<Value>().await.unwrap_or(Value::Null),
-        )
-    };
-    let (first, bought) = buy().await;
+
+    let (first, bought) = buy_at(&base, "unpushed").await;
     let keys = SaleKeys::new(&config.sale_id());
     let _: i64 = redis().await.del(keys.buyers()).await.expect("DEL");
     let queued_when_lost = queued_orders(&config).await;
-
-    let mut again = buy().await;
-    for _ in 0..50 {
-        if again.0 != 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        again = buy().await;
-    }
+    let again = buy_at_until_not_503(&base, "unpushed").await;
 
     assert_eq!(first, 201);
     assert_eq!(
@@ -576,7 +555,9 @@ async fn a_ledger_lost_before_the_push_landed_waits_for_the_push() {
 
 /// The same loss a step earlier: after the script confirmed the order,
 /// before it was handed to the pusher (the failpoint holds it there for
-/// 500 ms). The rebuild another buyer's 503 starts must wait for it too.
+/// 500 ms). A lookup notices the lost ledger and starts the rebuild while
+/// the order is held (a lookup does not queue behind the held batch, as a
+/// purchase on its thread would); the rebuild must wait for it too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_ledger_lost_between_the_script_and_the_hand_over_waits_for_the_order() {
     let database = create_database().await;
@@ -586,24 +567,11 @@ async fn a_ledger_lost_between_the_script_and_the_hand_over_waits_for_the_order(
         &[("FLASH_SALE_FAILPOINT", "pause:after-purchase-script")],
     )
     .await;
-    let buy = |user: &'static str| {
-        let url = format!("{base}/api/purchases");
-        async move {
-            let response = reqwest::Client::new()
-                .post(url)
-                .json(&serde_json::json!({ "userId": user }))
-                .send()
-                .await
-                .expect("purchase");
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
-    };
     let keys = SaleKeys::new(&config.sale_id());
-    let held = tokio::spawn(buy("held"));
+    let held = tokio::spawn({
+        let base = base.clone();
+        async move { buy_at(&base, "held").await }
+    });
     let mut confirmed = false;
     for _ in 0..200 {
         let entry: Option<String> = redis()
@@ -618,28 +586,56 @@ async fn a_ledger_lost_between_the_script_and_the_hand_over_waits_for_the_order(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let _: i64 = redis().await.del(keys.buyers()).await.expect("DEL");
-    let answered_when_lost = held.is_finished();
-    let (trigger, _) = buy("trigger").await;
+    let lookup = reqwest::get(format!("{base}/api/purchases/someone-else"))
+        .await
+        .expect("lookup")
+        .status()
+        .as_u16();
+    let answered_when_rebuilt = held.is_finished();
     let (first, bought) = held.await.expect("held purchase");
-
-    let mut again = buy("held").await;
-    for _ in 0..50 {
-        if again.0 != 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        again = buy("held").await;
-    }
+    let again = buy_at_until_not_503(&base, "held").await;
 
     assert!(confirmed, "the script wrote the ledger entry");
-    assert!(
-        !answered_when_lost,
-        "the order was still held when the ledger went"
+    assert_eq!(
+        lookup, 503,
+        "the lost ledger is noticed and the rebuild starts"
     );
-    assert_eq!(trigger, 503, "the lost ledger is noticed");
+    assert!(
+        !answered_when_rebuilt,
+        "the order was still held when the rebuild started"
+    );
     assert_eq!(first, 201);
     assert_eq!(again.0, 409, "the held order's buyer cannot buy again");
     assert_eq!(again.1["orderId"], bought["orderId"]);
+}
+
+/// `user`'s purchase from the api at `base`: the status and the JSON body.
+async fn buy_at(base: &str, user: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/purchases"))
+        .json(&serde_json::json!({ "userId": user }))
+        .send()
+        .await
+        .expect("purchase");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json::<Value>().await.unwrap_or(Value::Null),
+    )
+}
+
+/// [`buy_at`] every 100 ms while it answers 503 (a rebuild under way), for
+/// up to 5 s; the last answer.
+async fn buy_at_until_not_503(base: &str, user: &str) -> (u16, Value) {
+    let mut answer = buy_at(base, user).await;
+    for _ in 0..50 {
+        if answer.0 != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = buy_at(base, user).await;
+    }
+    answer
 }
 
 /// How many orders of `config`'s sale its order queue holds now.
