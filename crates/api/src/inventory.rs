@@ -174,7 +174,10 @@ impl Inventory {
     ) -> Result<Vec<PurchaseOutcome>, InventoryError> {
         let mut keys = Vec::with_capacity(3 + batch.len());
         keys.extend([self.keys.stock(), self.keys.buyers(), self.keys.meta()]);
-        keys.extend(batch.iter().map(|(user, _)| self.keys.attempts(user)));
+        if limit.max_attempts > 0 {
+            // Without a limit the script keeps no counters: no keys to send.
+            keys.extend(batch.iter().map(|(user, _)| self.keys.attempts(user)));
+        }
         let args = purchase_args(
             limit.max_attempts,
             limit.window_seconds,

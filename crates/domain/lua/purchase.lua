@@ -9,6 +9,8 @@
 -- KEYS[3]    {sale:ID}:meta               hash: total, startsAt, endsAt, last (the
 --                                         ledger's last writer: an order id)
 -- KEYS[3+i]  {sale:ID}:attempts:<userId>  the i-th purchase's attempt counter
+--                                         (only when ARGV[1] is not 0: without a
+--                                         limit no counter is kept, or sent)
 -- ARGV[1]    maximum attempts per user in the window (0 = no limit)
 -- ARGV[2]    attempt window in seconds (at least 1)
 -- ARGV[3]    sale start, epoch millis (inclusive)
@@ -89,18 +91,22 @@ for i = 1, count do
   if over then
     replies[i] = 'TOO_MANY_ATTEMPTS'
   else
-    local existing = redis.call('HGET', KEYS[2], user)
-    if existing then
-      replies[i] = 'DUPLICATE|' .. existing
-    elseif stock <= 0 then
-      replies[i] = 'SOLD_OUT|' .. buyers .. '|' .. purchased_at
-    else
+    -- With stock left, HSETNX both asks whether the user bought and
+    -- writes their entry if not: one command for a new buyer (the common
+    -- case in a rush), the same answers as asking first.
+    if stock > 0 and redis.call('HSETNX', KEYS[2], user, order .. '|' .. purchased_at) == 1 then
       stock = stock - 1
       buyers = buyers + 1
       sold = sold + 1
       last_order = order
-      redis.call('HSET', KEYS[2], user, order .. '|' .. purchased_at)
       replies[i] = 'OK|' .. purchased_at .. '|' .. stock
+    else
+      local existing = redis.call('HGET', KEYS[2], user)
+      if existing then
+        replies[i] = 'DUPLICATE|' .. existing
+      else
+        replies[i] = 'SOLD_OUT|' .. buyers .. '|' .. purchased_at
+      end
     end
   end
 end
