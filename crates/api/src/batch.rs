@@ -56,7 +56,9 @@ impl Purchases {
     /// to the threads that drive the shared pool). Until `sale` is armed
     /// every purchase is answered `NotArmed`. `acks`: replicas each batch
     /// must reach before its outcomes count. The orders a batch confirms
-    /// are handed to `queue` before their buyers are answered.
+    /// are handed to `queue`, and every outcome the script gave is shown to
+    /// `seen`, before their buyers are answered: this task does both, so a
+    /// buyer who hangs up (dropping their handler) cannot stop either.
     pub fn spawn(
         own: Inventory,
         shared: Inventory,
@@ -64,9 +66,11 @@ impl Purchases {
         sale: ArmedSale,
         acks: ReplicaAcks,
         queue: OrderQueue,
+        seen: impl Fn(&PurchaseOutcome) + Send + 'static,
     ) -> Self {
         let (tx, rx) = mpsc::channel(WAITING);
-        tokio::spawn(run(rx, own, shared, (limit, acks), sale, queue));
+        let paths = Paths { own, shared, queue };
+        tokio::spawn(run(rx, paths, (limit, acks), sale, seen));
         Self { tx }
     }
 
@@ -86,13 +90,19 @@ impl Purchases {
     }
 }
 
-async fn run(
-    mut rx: mpsc::Receiver<Waiting>,
+/// Where a batcher's calls and orders go.
+struct Paths {
     own: Inventory,
     shared: Inventory,
+    queue: OrderQueue,
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Waiting>,
+    Paths { own, shared, queue }: Paths,
     (limit, acks): (AttemptLimit, ReplicaAcks),
     sale: ArmedSale,
-    queue: OrderQueue,
+    seen: impl Fn(&PurchaseOutcome) + Send,
 ) {
     let mut carried: Option<Waiting> = None;
     let mut batch: Vec<(UserId, OrderId)> = Vec::with_capacity(MAX_PURCHASES);
@@ -133,6 +143,7 @@ async fn run(
                 if let Some(sale) = sale.get() {
                     queue_confirmed(&queue, &sale.id, &mut batch, &outcomes).await;
                 }
+                outcomes.iter().for_each(&seen);
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }

@@ -77,7 +77,11 @@ pub fn known(state: &AppState, user: &UserId) -> Option<Outcome> {
 }
 
 /// Decides `user`'s purchase; a confirmed one is handed to the order
-/// pusher (by the batcher) before this returns.
+/// pusher, and the answer brought to this replica's view (the stock it
+/// shows, the sold-out freeze, re-arming a lost sale), by the thread's
+/// batcher before this returns. The batcher does both whether or not this
+/// future is still awaited: a buyer who hangs up mid-purchase changes
+/// nothing about what Redis decided.
 pub async fn decide(
     state: &AppState,
     paths: &ThreadPaths,
@@ -91,7 +95,6 @@ pub async fn decide(
     let order_id = OrderId::new();
     // Decided in the next batch of this thread's purchases.
     let reply = paths.purchases.decide(user, order_id).await?;
-    state.after_purchase(&reply);
     let outcome = Outcome::of_script(order_id, reply);
     if let Outcome::Confirmed { .. } = outcome {
         tracing::Span::current().record("order.id", tracing::field::display(order_id));

@@ -359,7 +359,7 @@ fn server(
             .into_utoipa_app()
             .openapi(ApiDoc::openapi())
             .app_data(state.clone())
-            .app_data(web::Data::new(state.on_this_thread()))
+            .app_data(web::Data::new(AppState::on_this_thread(&state)))
             .app_data(json_config())
             .configure(routes::configure(limits.clone(), metrics_here))
             .split_for_parts();

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use actix_web::web;
+
 use domain::PurchaseOutcome;
 
 use crate::{
@@ -82,27 +84,35 @@ impl AppState {
     }
 
     /// This thread's own paths; the shared ones if they cannot be made
-    /// (they work the same, only with the hop between threads).
-    pub fn on_this_thread(&self) -> ThreadPaths {
-        let own = self.inventory.on_this_thread().unwrap_or_else(|error| {
+    /// (they work the same, only with the hop between threads). Its
+    /// batcher brings every script answer to `state`'s view
+    /// ([`Self::after_purchase`]) itself, whether or not its buyer is still
+    /// connected to hear it.
+    pub fn on_this_thread(state: &web::Data<Self>) -> ThreadPaths {
+        let own = state.inventory.on_this_thread().unwrap_or_else(|error| {
             tracing::warn!(%error, "no Redis connection of this thread; using the shared pool");
-            self.inventory.clone()
+            state.inventory.clone()
         });
-        let queue = self.queue.on_this_thread().unwrap_or_else(|error| {
+        let queue = state.queue.on_this_thread().unwrap_or_else(|error| {
             tracing::warn!(%error, "no order pusher of this thread; using the shared one");
-            self.queue.clone()
+            state.queue.clone()
         });
+        let seen = {
+            let state = state.clone();
+            move |reply: &PurchaseOutcome| state.after_purchase(reply)
+        };
         let purchases = Purchases::spawn(
             own.clone(),
-            self.inventory.clone(),
-            self.attempt_limit,
-            self.sale.clone(),
-            self.replica_acks,
+            state.inventory.clone(),
+            state.attempt_limit,
+            state.sale.clone(),
+            state.replica_acks,
             queue,
+            seen,
         );
         ThreadPaths {
             own,
-            shared: self.inventory.clone(),
+            shared: state.inventory.clone(),
             purchases,
             recent: Default::default(),
             status_bodies: Default::default(),

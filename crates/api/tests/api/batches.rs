@@ -44,6 +44,7 @@ async fn armed(stock: u64, max_attempts: u32) -> (TestApp, Purchases) {
         sale,
         on_the_primary_alone,
         queue,
+        |_: &PurchaseOutcome| {},
     );
     (app, purchases)
 }

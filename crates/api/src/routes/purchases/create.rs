@@ -2,7 +2,6 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use domain::{OrderId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::{
@@ -77,31 +76,15 @@ pub async fn create(
     let outcome = match purchase::known(&state, &user) {
         // A sold-out sale's refusals, by the thousand a second.
         Some(outcome) => outcome,
-        None => decided(&state, &paths, user).await?,
+        None => purchase::decide(&state, &paths, user)
+            .await
+            .inspect_err(|e| {
+                state.metrics.purchase(PurchaseResult::Error);
+                tracing::error!(error = ?e, "purchase script failed");
+            })?,
     };
     state.metrics.purchase(outcome.counted_as());
     Ok(answer(outcome, state.attempt_limit.max_attempts, &req))
-}
-
-/// Decides the purchase in a task of its own, which a handler dropped by a
-/// closed connection leaves running to the end: what the script answered
-/// still reaches this replica's view (the stock it shows, the sold-out
-/// freeze). The order itself is handed to the pusher by the batcher.
-async fn decided(
-    state: &web::Data<AppState>,
-    paths: &web::Data<ThreadPaths>,
-    user: UserId,
-) -> Result<Outcome, ApiError> {
-    let decision = actix_web::rt::spawn({
-        let (state, paths) = (state.clone(), paths.clone());
-        async move { purchase::decide(&state, &paths, user).await }
-            .instrument(tracing::Span::current())
-    });
-    let outcome = decision.await.map_err(|_| ApiError::Internal)?;
-    Ok(outcome.inspect_err(|e| {
-        state.metrics.purchase(PurchaseResult::Error);
-        tracing::error!(error = ?e, "purchase script failed");
-    })?)
 }
 
 /// Who buys: the signed-in buyer (`BUYER_AUTH=jwt`, verified by the

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::{
-    helpers::{create_database, spawn_app_with, wait_for_orders_within, TestConfig},
+    helpers::{create_database, sample, spawn_app_with, wait_for_orders_within, TestConfig},
     persistence::{assert_persisted_by_jobs, persisted_by, worker_settings},
     support::spawn_api_process,
 };
@@ -169,6 +169,57 @@ async fn a_buyer_who_hangs_up_after_the_script_still_gets_a_queued_order() {
     );
     assert_eq!(rows[0].user_id, "impatient");
     assert_persisted_by_jobs(1);
+}
+
+/// A buyer who hangs up while the script decides their purchase: what
+/// Redis answered still reaches this replica's view (here its stock gauge;
+/// likewise the stock its open pages see and the sold-out freeze). The
+/// thread's batcher brings it there, not the buyer's handler, which the
+/// closed connection dropped before the answer came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_who_hangs_up_still_moves_the_replicas_view_of_the_stock() {
+    let config = TestConfig::active(5);
+    let (_api, base) = spawn_api_process(
+        &config,
+        &[("FLASH_SALE_FAILPOINT", "pause:after-purchase-script")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let stock = || async {
+        let scrape = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        sample(
+            &scrape,
+            "flash_sale_stock_remaining",
+            &[("sale", config.sale_id().as_str())],
+        )
+    };
+    let before = stock().await;
+
+    let hung_up = client
+        .post(format!("{base}/api/purchases"))
+        .json(&json!({"userId": "gone-before-the-answer"}))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    let mut after = stock().await;
+    for _ in 0..60 {
+        if after == Some(4.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = stock().await;
+    }
+
+    assert!(hung_up.is_err(), "the client gave up before the answer");
+    assert_ne!(before, Some(4.0), "the gauge moved only with the purchase");
+    assert_eq!(after, Some(4.0), "the replica saw the unit go");
 }
 
 /// SIGTERM just after a 201 whose push has not gone out yet (the push
