@@ -7,6 +7,8 @@ FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
+# Patched copies of published crates (vendor/README.md).
+COPY vendor vendor
 # A workspace member: cargo reads its manifest even when building the others.
 COPY loadtest loadtest
 COPY migrations migrations
