@@ -113,3 +113,49 @@ async fn unknown_routes_are_404_in_the_json_error_shape() {
     let body: Value = response.json().await.expect("error body is JSON");
     assert_eq!(body["path"], "/api/nothing-here");
 }
+
+/// The api's HTTP/1 connections start with 1 KB buffers (the patched
+/// actix-http in vendor/): a request much larger than that, arriving in
+/// pieces, with a second one pipelined behind it, is still read whole and
+/// answered in order.
+#[tokio::test]
+async fn a_large_request_in_pieces_with_another_pipelined_behind_is_answered_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app().await;
+    let address = app.address.trim_start_matches("http://");
+    // Just under the 4 KiB body limit: the JSON padded with whitespace.
+    let body = format!(r#"{{"userId":"big-request"{}}}"#, " ".repeat(4000 - 25));
+    let first = format!(
+        "POST /api/purchases HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         X-Padding: {}\r\nContent-Length: {}\r\n\r\n{body}",
+        "p".repeat(6_000),
+        body.len()
+    );
+    let second = format!("GET /api/purchases/big-request HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let bytes = format!("{first}{second}").into_bytes();
+    // The first request in three pieces, the last carrying the second one.
+    for piece in [&bytes[..700], &bytes[700..5_000], &bytes[5_000..]] {
+        stream.write_all(piece).await.expect("write");
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    let mut answers = String::new();
+    while answers.matches("HTTP/1.1 ").count() < 2 || !answers.ends_with('}') {
+        let mut chunk = [0u8; 4096];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        assert!(read > 0, "connection closed early: {answers}");
+        answers.push_str(&String::from_utf8_lossy(&chunk[..read]));
+    }
+
+    let created = answers.find("HTTP/1.1 201").expect(&answers);
+    let looked_up = answers.rfind("HTTP/1.1 200").expect(&answers);
+    assert!(created < looked_up, "{answers}");
+    assert!(answers.contains(r#""purchased":true"#), "{answers}");
+    assert_eq!(app.sale_status().await["stockRemaining"], 9);
+}

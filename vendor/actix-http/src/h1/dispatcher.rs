@@ -37,6 +37,8 @@ use crate::{
 };
 
 const LW_BUFFER_SIZE: usize = 1024;
+// flash-sale patch: no longer the read buffer's growth step; the tests use it.
+#[allow(dead_code)]
 const HW_BUFFER_SIZE: usize = 1024 * 8;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
@@ -304,8 +306,11 @@ where
                     graceful_shutdown: config.graceful_shutdown(),
 
                     io: Some(io),
-                    read_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
-                    write_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
+                    // flash-sale patch: both buffers start small and grow
+                    // on demand (to HW_BUFFER_SIZE and beyond, as before),
+                    // so an idle or streaming connection holds 2 KB, not 16.
+                    read_buf: BytesMut::with_capacity(LW_BUFFER_SIZE),
+                    write_buf: BytesMut::with_capacity(LW_BUFFER_SIZE),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
                     codec: Codec::new(config),
@@ -399,7 +404,8 @@ where
 
         // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
         if *write_buf_needs_reset {
-            *write_buf = BytesMut::with_capacity(HW_BUFFER_SIZE);
+            // flash-sale patch: back to the small start (see `new`).
+            *write_buf = BytesMut::with_capacity(LW_BUFFER_SIZE);
             *write_buf_needs_reset = false;
         } else {
             write_buf.clear();
@@ -1235,9 +1241,14 @@ where
             }
 
             // grow buffer if necessary.
+            // flash-sale patch: grow by LW_BUFFER_SIZE once less than a
+            // quarter of it is left (the buffer's own growth doubles it
+            // for a large request), instead of to HW_BUFFER_SIZE as soon
+            // as less than LW_BUFFER_SIZE is left, which gave every
+            // connection 8 KB right after its first few bytes.
             let remaining = this.read_buf.capacity() - this.read_buf.len();
-            if remaining < LW_BUFFER_SIZE {
-                this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
+            if remaining < LW_BUFFER_SIZE / 4 {
+                this.read_buf.reserve(LW_BUFFER_SIZE);
             }
 
             match tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf) {
