@@ -72,7 +72,7 @@ mkdir -p "$(dirname "$ACKS_REPORT")"
   echo
   echo "Written by \`loadtest/acks.sh\`; rerun it to refresh this file."
   echo
-  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); code: $(git rev-parse --short HEAD)"
+  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); code: $(stack_code)"
   echo "- method: a private primary and one replica on loopback (same machine, AOF off); $ACKS_ROUNDS interleaved rounds of $ACKS_SECONDS s per api, wrk -t2 -c64 with loadtest/purchase.lua (a new buyer per request), no worker; each row is its median round"
   echo
   echo "| \`REDIS_MIN_REPLICA_ACKS\` | purchases/s | p50 ms | p99 ms | answers not 2xx |"

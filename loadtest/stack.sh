@@ -116,10 +116,11 @@ stack_stop_worker() {
 
 # Drops this run's sales and queue from Redis (jobs no worker drains would
 # stay in the shared Redis for good).
-# The code a report measures: HEAD's short id, marked when crates/ has
-# uncommitted changes (the binaries may then be newer than HEAD).
+# The code a report measures: HEAD's short id, marked when the compiled
+# sources (crates/, vendor/, the manifests) have uncommitted changes (the
+# binaries may then be newer than HEAD).
 stack_code() {
-  echo "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates || echo ' (with uncommitted changes)')"
+  echo "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates vendor Cargo.toml Cargo.lock || echo ' (with uncommitted changes)')"
 }
 
 # The api on port $1's count of purchase answers (its /metrics): "<sold

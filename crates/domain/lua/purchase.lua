@@ -93,7 +93,11 @@ for i = 1, count do
   else
     -- With stock left, HSETNX both asks whether the user bought and
     -- writes their entry if not: one command for a new buyer (the common
-    -- case in a rush), the same answers as asking first.
+    -- case in a rush), the same answers as asking first. (One difference:
+    -- while Redis refuses writes (OOM under noeviction, NOREPLICAS,
+    -- READONLY) a batch of earlier buyers alone, with stock left, now
+    -- fails like any batch with a new buyer in it, a 503, where asking
+    -- first answered their 409s. Those states fail every purchase anyway.)
     if stock > 0 and redis.call('HSETNX', KEYS[2], user, order .. '|' .. purchased_at) == 1 then
       stock = stock - 1
       buyers = buyers + 1

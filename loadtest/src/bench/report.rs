@@ -288,6 +288,8 @@ fn git_describe() -> String {
         "--",
         "crates",
         "loadtest/src",
+        // Patched copies of published crates, compiled in.
+        "vendor",
         "Cargo.toml",
         "Cargo.lock",
     ])
