@@ -136,6 +136,12 @@ impl OrderId {
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }
+
+    /// The id as text, hyphenated and lowercase (what `Display` and serde
+    /// write), into `buf`: no formatting machinery, no allocation.
+    pub fn encode<'b>(&self, buf: &'b mut [u8; 36]) -> &'b str {
+        self.0.hyphenated().encode_lower(buf)
+    }
 }
 
 impl Default for OrderId {
@@ -158,6 +164,18 @@ impl fmt::Display for OrderId {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_order_id_encodes_as_it_displays_and_serializes() {
+        let order = OrderId::new();
+        let mut buf = [0; 36];
+        let encoded = order.encode(&mut buf).to_owned();
+        assert_eq!(encoded, order.to_string());
+        assert_eq!(
+            serde_json::to_value(order).ok(),
+            Some(serde_json::Value::String(encoded))
+        );
+    }
+
     use super::*;
 
     /// A case of `user-ids.json`: a string, or `{repeat, times}`.

@@ -225,9 +225,10 @@ pub fn purchase_args<'a>(
         window.ends_at.timestamp_millis().to_string(),
         if replicated { "1" } else { "0" }.to_owned(),
     ]);
+    let mut id = [0; 36];
     for (user, order) in purchases {
         args.push(user.to_owned());
-        args.push(order.to_string());
+        args.push(order.encode(&mut id).to_owned());
     }
     args
 }

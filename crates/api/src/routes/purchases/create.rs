@@ -1,4 +1,4 @@
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use actix_web::{http::header::ContentType, post, web, HttpRequest, HttpResponse};
 use domain::{OrderId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -103,17 +103,26 @@ fn buyer(state: &AppState, req: &HttpRequest, body: &Value) -> Result<UserId, Ap
     })
 }
 
+/// The 201 of a confirmed purchase: the bytes `serde_json` writes for a
+/// [`PurchaseConfirmed`] (a test compares them), written directly, since
+/// every one of them is known but the order id's 36.
+fn confirmed(order_id: OrderId) -> HttpResponse {
+    const HEAD: &str = r#"{"success":true,"message":"Purchase confirmed!","orderId":""#;
+    let mut id = [0; 36];
+    let mut body = String::with_capacity(HEAD.len() + id.len() + 2);
+    body.push_str(HEAD);
+    body.push_str(order_id.encode(&mut id));
+    body.push_str(r#""}"#);
+    HttpResponse::Created()
+        .content_type(ContentType::json())
+        .body(body)
+}
+
 /// The HTTP answer of an outcome; a refusal's body is written here, the
 /// request at hand (see [`ApiError::answer`]).
 fn answer(outcome: Outcome, max_attempts: u32, req: &HttpRequest) -> HttpResponse {
     let refused = match outcome {
-        Outcome::Confirmed { order_id, .. } => {
-            return HttpResponse::Created().json(PurchaseConfirmed {
-                success: true,
-                message: "Purchase confirmed!",
-                order_id,
-            })
-        }
+        Outcome::Confirmed { order_id, .. } => return confirmed(order_id),
         Outcome::Duplicate(entry) => ApiError::AlreadyPurchased(entry),
         Outcome::SoldOut => ApiError::SoldOut,
         Outcome::TooManyAttempts => ApiError::TooManyAttempts { max: max_attempts },
@@ -122,4 +131,40 @@ fn answer(outcome: Outcome, max_attempts: u32, req: &HttpRequest) -> HttpRespons
         Outcome::NotArmed => ApiError::NotArmed,
     };
     refused.answer(&req.uri().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+
+    use super::*;
+
+    #[test]
+    fn a_confirmed_purchase_is_answered_with_what_serde_writes() {
+        let order_id = OrderId::new();
+        let ours = confirmed(order_id);
+        let serde = HttpResponse::Created().json(PurchaseConfirmed {
+            success: true,
+            message: "Purchase confirmed!",
+            order_id,
+        });
+
+        assert_eq!(ours.status(), serde.status());
+        let headers = |response: &HttpResponse| -> Vec<(String, Vec<u8>)> {
+            let mut all: Vec<_> = response
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+                .collect();
+            all.sort();
+            all
+        };
+        assert_eq!(headers(&ours), headers(&serde));
+        let (ours, serde) = (
+            ours.into_body().try_into_bytes().ok(),
+            serde.into_body().try_into_bytes().ok(),
+        );
+        assert!(ours.is_some());
+        assert_eq!(ours, serde);
+    }
 }
