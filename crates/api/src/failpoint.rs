@@ -3,7 +3,8 @@
 //! `FLASH_SALE_FAILPOINT=<name>` makes the process abort when it reaches the
 //! point of that name, like a kill at the worst moment;
 //! `FLASH_SALE_FAILPOINT=pause:<name>` makes it wait half a second there,
-//! long enough for a client to give up. Release builds have no failpoints.
+//! long enough for a client to give up; `panic:<name>` makes it panic
+//! there (a bug at that point). Release builds have no failpoints.
 
 #[cfg(debug_assertions)]
 fn armed() -> Option<&'static str> {
@@ -38,3 +39,15 @@ pub async fn pause_if(name: &str) {
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub async fn pause_if(_name: &str) {}
+
+/// Panics if `FLASH_SALE_FAILPOINT` is `panic:<this point>`.
+#[cfg(debug_assertions)]
+pub fn panic_if(name: &str) {
+    if armed().and_then(|a| a.strip_prefix("panic:")) == Some(name) {
+        panic!("failpoint {name}: panicking");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn panic_if(_name: &str) {}

@@ -222,6 +222,34 @@ async fn a_buyer_who_hangs_up_still_moves_the_replicas_view_of_the_stock() {
     assert_eq!(after, Some(4.0), "the replica saw the unit go");
 }
 
+/// A bug that panics while a batch's answers are brought to the replica's
+/// view (`panic:seen`: every batch) must not stop the thread's batcher:
+/// its buyers, and the next ones on the same connection (so the same
+/// thread), still get Redis's answers instead of 503s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_showing_a_batchs_answers_stops_nothing() {
+    let config = TestConfig::active(5);
+    let (_api, base) = spawn_api_process(&config, &[("FLASH_SALE_FAILPOINT", "panic:seen")]).await;
+    // One connection: every purchase goes to the same worker thread.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client");
+
+    let mut statuses = Vec::new();
+    for user in ["first-after-bug", "second-after-bug", "first-after-bug"] {
+        let response = client
+            .post(format!("{base}/api/purchases"))
+            .json(&json!({"userId": user}))
+            .send()
+            .await
+            .expect("purchase");
+        statuses.push(response.status().as_u16());
+    }
+
+    assert_eq!(statuses, [201, 201, 409]);
+}
+
 /// SIGTERM just after a 201 whose push has not gone out yet (the push
 /// failpoint holds it for 500 ms): the stop pushes it before the workers and
 /// their pushers stop, so the order arrives by its job, not 10 s later by
