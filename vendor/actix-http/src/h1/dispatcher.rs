@@ -37,9 +37,6 @@ use crate::{
 };
 
 const LW_BUFFER_SIZE: usize = 1024;
-// flash-sale patch: no longer the read buffer's growth step; the tests use it.
-#[allow(dead_code)]
-const HW_BUFFER_SIZE: usize = 1024 * 8;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
 /// Write buffer capacity at which we reallocate it after flushing.
@@ -307,7 +304,7 @@ where
 
                     io: Some(io),
                     // flash-sale patch: both buffers start small and grow
-                    // on demand (to HW_BUFFER_SIZE and beyond, as before),
+                    // on demand (to 8 KB and beyond, as before),
                     // so an idle or streaming connection holds 2 KB, not 16.
                     read_buf: BytesMut::with_capacity(LW_BUFFER_SIZE),
                     write_buf: BytesMut::with_capacity(LW_BUFFER_SIZE),
@@ -1243,7 +1240,7 @@ where
             // grow buffer if necessary.
             // flash-sale patch: grow by LW_BUFFER_SIZE once less than a
             // quarter of it is left (the buffer's own growth doubles it
-            // for a large request), instead of to HW_BUFFER_SIZE as soon
+            // for a large request), instead of to 8 KB as soon
             // as less than LW_BUFFER_SIZE is left, which gave every
             // connection 8 KB right after its first few bytes.
             let remaining = this.read_buf.capacity() - this.read_buf.len();
