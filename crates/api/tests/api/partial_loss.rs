@@ -262,16 +262,8 @@ async fn a_sold_out_replica_judges_the_end_on_redis_clock_not_its_own() {
     let scripts = || {
         let (client, base) = (client.clone(), base.clone());
         async move {
-            let scrape = client
-                .get(format!("{base}/metrics"))
-                .send()
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
             crate::helpers::sample(
-                &scrape,
+                &crate::support::scrape_metrics(&client, &base).await,
                 "flash_sale_redis_command_duration_seconds_count",
                 &[("command", "purchase")],
             )

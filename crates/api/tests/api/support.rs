@@ -56,3 +56,15 @@ pub async fn replica_clock(client: &reqwest::Client, base: &str) -> chrono::Date
         .expect("ISO-8601 timestamp")
         .with_timezone(&chrono::Utc)
 }
+
+/// `base`'s `GET /metrics` (served on the api's port with `METRICS_PORT=0`).
+pub async fn scrape_metrics(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}

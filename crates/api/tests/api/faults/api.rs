@@ -12,7 +12,7 @@ use super::*;
 use crate::{
     helpers::{create_database, sample, spawn_app_with, wait_for_orders_within, TestConfig},
     persistence::{assert_persisted_by_jobs, persisted_by, worker_settings},
-    support::spawn_api_process,
+    support::{scrape_metrics, spawn_api_process},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -186,16 +186,8 @@ async fn a_buyer_who_hangs_up_still_moves_the_replicas_view_of_the_stock() {
     .await;
     let client = reqwest::Client::new();
     let stock = || async {
-        let scrape = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
         sample(
-            &scrape,
+            &scrape_metrics(&client, &base).await,
             "flash_sale_stock_remaining",
             &[("sale", config.sale_id().as_str())],
         )
