@@ -17,8 +17,8 @@ pub const USER_ID_MAX_LEN: usize = 255;
 /// characters are refused because they would break log lines and
 /// PostgreSQL cannot store NUL. The cases both this type and the
 /// storefront check are `user-ids.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct UserId(String);
 
 /// Why a user id was refused; `Display` is the message the api shows.
@@ -65,6 +65,14 @@ impl From<UserId> for String {
     }
 }
 
+/// Written as the string it is, borrowed: `into = "String"` cloned the id
+/// for every one serialized (each order of every job).
+impl Serialize for UserId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -75,8 +83,8 @@ impl fmt::Display for UserId {
 ///
 /// It is part of every Redis key of the sale (inside a hash tag), so it must
 /// not contain `{`, `}` or `:`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct SaleId(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,6 +115,14 @@ impl TryFrom<String> for SaleId {
 impl From<SaleId> for String {
     fn from(value: SaleId) -> Self {
         value.0
+    }
+}
+
+/// Written as the string it is, borrowed: `into = "String"` cloned the id
+/// for every one serialized (each order of every job).
+impl Serialize for SaleId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 

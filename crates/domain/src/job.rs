@@ -1,6 +1,6 @@
 //! The job the api pushes and the order worker consumes.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::{OrderId, SaleId, UserId};
@@ -37,11 +37,11 @@ pub struct PersistOrder {
 }
 
 /// The bytes chrono's own `Serialize` writes (RFC 3339, `Z`, as many
-/// fraction digits as needed), formatted into one string first: chrono's
-/// impl goes through `collect_str`, which `serde_json` escapes a fragment
-/// at a time, once per order of every job.
+/// fraction digits as needed), formatted on the stack first: chrono's impl
+/// goes through `collect_str`, which `serde_json` escapes a fragment at a
+/// time, once per order of every job.
 fn rfc3339<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    crate::time::with_rfc3339(at, |text| serializer.serialize_str(text))
 }
 
 #[cfg(test)]
