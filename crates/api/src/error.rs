@@ -6,7 +6,7 @@
 //! [`error_bodies`] middleware writes the body with the request's path. The
 //! cause of a 5xx goes to the log, never to the client.
 
-use std::io::Write;
+use std::{borrow::Cow, io::Write};
 
 use actix_web::{
     body::{BoxBody, EitherBody, MessageBody},
@@ -15,7 +15,10 @@ use actix_web::{
     middleware::Next,
     HttpResponse, HttpResponseBuilder, ResponseError,
 };
-use domain::{time::iso_millis, LedgerEntry};
+use domain::{
+    time::{iso_millis, push_iso_millis},
+    LedgerEntry,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -23,6 +26,13 @@ use crate::{
     auth::{AuthError, TokenProblem},
     inventory::InventoryError,
 };
+
+/// `Content-Type: application/json`, as a header pair that costs no parse
+/// or copy (`ContentType::json()` formats its `Mime` every time).
+pub const JSON: (header::HeaderName, header::HeaderValue) = (
+    header::CONTENT_TYPE,
+    header::HeaderValue::from_static("application/json"),
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -123,9 +133,7 @@ impl ApiError {
     pub fn answer(&self, path: &str) -> HttpResponse {
         let (mut response, payload) = self.parts();
         let body = payload.json(self.status_code(), path);
-        response
-            .insert_header(header::ContentType::json())
-            .body(body)
+        response.insert_header(JSON).body(body)
     }
 
     /// The response so far (status and headers) and the body's parts.
@@ -165,21 +173,21 @@ impl ApiError {
 
 impl ApiError {
     fn message(&self) -> ErrorMessage {
-        let text = |s: &str| ErrorMessage::Text(s.to_owned());
+        let text = |s: &'static str| ErrorMessage::Text(Cow::Borrowed(s));
         match self {
             Self::Validation(problems) => ErrorMessage::Problems(problems.clone()),
             Self::MalformedJson => text("Request body is not valid JSON."),
             Self::PayloadTooLarge { limit } => {
-                ErrorMessage::Text(format!("Request body is larger than {limit} bytes."))
+                ErrorMessage::Text(format!("Request body is larger than {limit} bytes.").into())
             }
             Self::UnsupportedMediaType => text("Content-Type must be application/json."),
             Self::SaleNotStarted => text("The sale has not started yet. Please wait."),
             Self::SaleEnded => text("The sale has ended."),
             Self::AlreadyPurchased(_) => text("You have already purchased this item."),
             Self::SoldOut => text("Sorry, the item is sold out."),
-            Self::TooManyAttempts { max } => ErrorMessage::Text(format!(
-                "Too many purchase attempts. Maximum {max} attempts allowed."
-            )),
+            Self::TooManyAttempts { max } => ErrorMessage::Text(
+                format!("Too many purchase attempts. Maximum {max} attempts allowed.").into(),
+            ),
             Self::NotArmed
             | Self::Inventory(_)
             | Self::Database(_)
@@ -189,7 +197,7 @@ impl ApiError {
             Self::SignInRequired => {
                 text("Sign in to continue: send Authorization: Bearer <token>.")
             }
-            Self::InvalidToken(problem) => ErrorMessage::Text(problem.to_string()),
+            Self::InvalidToken(problem) => ErrorMessage::Text(problem.to_string().into()),
             Self::NotTheBuyer => text("userId does not match the signed-in buyer."),
             Self::NotYourPurchase => text("You can only see your own purchase."),
             Self::NotFound => text("Not Found"),
@@ -231,7 +239,8 @@ pub struct ErrorBody {
 #[serde(untagged)]
 pub enum ErrorMessage {
     #[schema(example = "Sorry, the item is sold out.")]
-    Text(String),
+    /// Borrowed when the message is fixed: no copy per answer.
+    Text(Cow<'static, str>),
     #[schema(example = json!(["property hack should not exist", "userId should not be empty"]))]
     Problems(Vec<String>),
 }
@@ -257,10 +266,7 @@ impl ErrorPayload {
 
     /// Finishes `response` with this payload pending for [`error_bodies`].
     pub fn respond(self, mut response: HttpResponseBuilder) -> HttpResponse {
-        response
-            .insert_header(header::ContentType::json())
-            .extensions_mut()
-            .insert(self);
+        response.insert_header(JSON).extensions_mut().insert(self);
         response.finish()
     }
 
@@ -287,7 +293,7 @@ impl ErrorPayload {
         out.extend_from_slice(b",\"error\":");
         json_str(&mut out, status.canonical_reason().unwrap_or("Error"));
         out.extend_from_slice(b",\"timestamp\":\"");
-        out.extend_from_slice(iso_millis(crate::clock::now()).as_bytes());
+        push_iso_millis(&mut out, crate::clock::now());
         out.extend_from_slice(b"\",\"path\":");
         json_str(&mut out, path);
         if let Some(order_id) = &self.order_id {
@@ -381,7 +387,10 @@ mod tests {
         ];
         for (error, status, message) in cases {
             assert_eq!(error.status_code().as_u16(), status);
-            assert_eq!(error.message(), ErrorMessage::Text(message.to_owned()));
+            assert_eq!(
+                error.message(),
+                ErrorMessage::Text(message.to_owned().into())
+            );
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod arming;
 pub mod auth;
 pub mod batch;
+pub mod body;
 pub mod clock;
 pub mod db;
 pub mod error;

@@ -5,7 +5,6 @@ use std::{net::TcpListener, time::Duration};
 use actix_cors::Cors;
 use actix_web::{
     dev::{Server, ServerHandle},
-    error::JsonPayloadError,
     http::header,
     middleware::from_fn,
     web, App, HttpServer,
@@ -20,8 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::{
     arming::{self, Healer, Wanted},
     auth::{settings::AuthSettings, BuyerAuth},
-    db,
-    error::{self, ApiError},
+    db, error,
     feed::SaleFeed,
     inventory::{AttemptLimit, Inventory},
     limits::ip::{self, ClientAddress},
@@ -360,7 +358,6 @@ fn server(
             .openapi(ApiDoc::openapi())
             .app_data(state.clone())
             .app_data(web::Data::new(AppState::on_this_thread(&state)))
-            .app_data(json_config())
             .configure(routes::configure(limits.clone(), metrics_here))
             .split_for_parts();
         app.service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", doc))
@@ -382,22 +379,6 @@ fn server(
     .disable_signals()
     .run();
     Ok(server)
-}
-
-fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(JSON_LIMIT)
-        .error_handler(|err, _req| {
-            let error = match err {
-                JsonPayloadError::OverflowKnownLength { .. }
-                | JsonPayloadError::Overflow { .. } => {
-                    ApiError::PayloadTooLarge { limit: JSON_LIMIT }
-                }
-                JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-                _ => ApiError::MalformedJson,
-            };
-            error.into()
-        })
 }
 
 fn cors(origins: &[String]) -> Cors {

@@ -83,7 +83,7 @@ impl KeyExtractor for ClientAddress {
         response: HttpResponseBuilder,
     ) -> HttpResponse {
         let wait = negative.wait_time_from(DefaultClock::default().now());
-        let mut payload = ErrorPayload::new(ErrorMessage::Text(IP_LIMIT_MESSAGE.to_owned()));
+        let mut payload = ErrorPayload::new(ErrorMessage::Text(IP_LIMIT_MESSAGE.into()));
         payload.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
         payload.respond(response)
     }

@@ -1,13 +1,14 @@
-use actix_web::{http::header::ContentType, post, web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use domain::{OrderId, UserId};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::{
-    error::{ApiError, ErrorBody},
+    body,
+    error::{ApiError, ErrorBody, JSON},
     metrics::PurchaseResult,
     purchase::{self, Outcome},
+    startup::JSON_LIMIT,
     state::{AppState, ThreadPaths},
     validation::{self, BodyError},
 };
@@ -16,8 +17,9 @@ use crate::{
 /// is optional (the token names the buyer) and, when given, must be the
 /// token's subject.
 ///
-/// Documents the body; the handler reads it as raw JSON so that validation
-/// can list every problem in the seed's words, hence never constructed.
+/// Documents the body; the handler reads its bytes (see [`body`]) so that
+/// validation can list every problem in the seed's words, hence never
+/// constructed.
 #[allow(dead_code)]
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -70,8 +72,9 @@ pub async fn create(
     state: web::Data<AppState>,
     paths: web::Data<ThreadPaths>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body::read_json(&req, payload, JSON_LIMIT).await?;
     let user = buyer(&state, &req, &body)?;
     let outcome = match purchase::known(&state, &user) {
         // A sold-out sale's refusals, by the thousand a second.
@@ -90,8 +93,11 @@ pub async fn create(
 /// Who buys: the signed-in buyer (`BUYER_AUTH=jwt`, verified by the
 /// routes' middleware) or the body's user. Refusals here change nothing and
 /// use no attempt: the script has not run.
-fn buyer(state: &AppState, req: &HttpRequest, body: &Value) -> Result<UserId, ApiError> {
-    validation::purchase_body(body, super::buyer_of(req).as_ref()).map_err(|e| match e {
+/// A body that is not JSON is not counted: `web::Json` refused it before
+/// the handler ran, and the metrics' meaning stays.
+fn buyer(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<UserId, ApiError> {
+    validation::purchase_json(body, super::buyer_of(req).as_ref()).map_err(|e| match e {
+        BodyError::Malformed => ApiError::MalformedJson,
         BodyError::Problems(problems) => {
             state.metrics.purchase(PurchaseResult::Invalid);
             ApiError::Validation(problems)
@@ -113,9 +119,7 @@ fn confirmed(order_id: OrderId) -> HttpResponse {
     body.push_str(HEAD);
     body.push_str(order_id.encode(&mut id));
     body.push_str(r#""}"#);
-    HttpResponse::Created()
-        .content_type(ContentType::json())
-        .body(body)
+    HttpResponse::Created().insert_header(JSON).body(body)
 }
 
 /// The HTTP answer of an outcome; a refusal's body is written here, the
@@ -130,7 +134,12 @@ fn answer(outcome: Outcome, max_attempts: u32, req: &HttpRequest) -> HttpRespons
         Outcome::Ended => ApiError::SaleEnded,
         Outcome::NotArmed => ApiError::NotArmed,
     };
-    refused.answer(&req.uri().to_string())
+    // The path as the seed's filter showed it (`request.url`): path and query.
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path(), |p| p.as_str());
+    refused.answer(path)
 }
 
 #[cfg(test)]
