@@ -35,6 +35,7 @@ use anyhow::{bail, Context};
 use crate::orders::{ConfirmToRow, Orders};
 use redis_stats::{Counters, RedisStats};
 pub use report::BenchReport;
+use report::Drain;
 pub use stack::Stack;
 
 /// How a benchmark runs.
@@ -235,7 +236,7 @@ pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
         sample
     };
     let confirm_to_row = live_rows(&orders, &apis.live, bought_live).await?;
-    let persisted_per_second = drain(&settings, &orders, &apis.bench, bought).await?;
+    let drained = drain(&settings, &orders, &apis.bench, bought).await?;
 
     let report = BenchReport {
         settings: settings.clone(),
@@ -243,7 +244,7 @@ pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
         medians: rounds.samples.iter().map(|s| median(s).clone()).collect(),
         bought,
         bought_live,
-        persisted_per_second,
+        drained,
         redis_command_us: rounds.redis_per_purchase.command_us / bought.max(1) as f64,
         redis_cpu_us: rounds.redis_per_purchase.cpu * 1e6 / bought.max(1) as f64,
         confirm_to_row,
@@ -311,23 +312,39 @@ async fn live_rows(
     orders.confirm_to_row(&live.sale).await
 }
 
-/// Starts one worker on the no-worker sale's backlog; its rows per second.
+/// Starts one worker on the no-worker sale's backlog: its rows per second,
+/// and what each row cost the worker and PostgreSQL (every `postgres`
+/// process on the machine but the one counting the rows: nothing else is
+/// using it meanwhile).
 async fn drain(
     settings: &BenchSettings,
     orders: &Orders,
     bench: &stack::Api,
     bought: u64,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Drain> {
     println!("[bench] {bought} orders queued with no worker; starting one to drain them");
+    // Less the backend counting the rows (`wait_for`).
+    let counting = orders.backend_pid().await?;
+    let postgres = || -> anyhow::Result<f64> {
+        Ok(procfs::cpu_of_named("postgres")? - procfs::cpu(counting)?)
+    };
+    let postgres_before = postgres()?;
     let started = Instant::now();
     let mut drainer = settings.stack.worker(bench)?;
     let limit = Duration::from_secs(600);
     let drained = orders.wait_for(&bench.sale, bought, started, limit).await?;
+    let worker_cpu = procfs::cpu(drainer.pid())?;
+    let postgres_cpu = postgres()? - postgres_before;
     drainer.stop();
     if drained.rows < bought {
         bail!("rows missing: {}/{bought} drained", drained.rows);
     }
-    Ok(drained.rows as f64 / drained.after.as_secs_f64())
+    let rows = drained.rows as f64;
+    Ok(Drain {
+        per_second: rows / drained.after.as_secs_f64(),
+        worker_us_per_order: worker_cpu * 1e6 / rows,
+        postgres_us_per_order: postgres_cpu * 1e6 / rows,
+    })
 }
 
 /// One wrk round of `row`, with the CPU its api spent on it.

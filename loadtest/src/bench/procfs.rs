@@ -36,6 +36,30 @@ pub fn children_cpu() -> anyhow::Result<f64> {
     Ok((field(&fields, 16)? + field(&fields, 17)?) / TICKS_PER_SECOND)
 }
 
+/// CPU seconds (user + system) every process named `name` has used: all
+/// PostgreSQL's backends, say. Processes that end between two calls take
+/// their time with them; the bench's servers outlive its measurements.
+pub fn cpu_of_named(name: &str) -> anyhow::Result<f64> {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
+        let Ok(entry) = entry else { continue };
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let named = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim_end() == name);
+        // A process gone since the listing is skipped.
+        if let Some(fields) = named.then(|| stat_fields(pid).ok()).flatten() {
+            total += (field(&fields, 14)? + field(&fields, 15)?) / TICKS_PER_SECOND;
+        }
+    }
+    Ok(total)
+}
+
 /// Resident memory of `pid` now and at its peak, in MB.
 pub fn rss_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
     let path = format!("/proc/{pid}/status");

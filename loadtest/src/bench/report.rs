@@ -9,6 +9,15 @@ use serde_json::json;
 use super::{watchers::WatchersSample, BenchSettings, Sample, ENDPOINTS};
 use crate::orders::ConfirmToRow;
 
+/// One worker draining the no-worker rows' backlog.
+pub struct Drain {
+    pub per_second: f64,
+    /// The worker's CPU time over the rows it wrote.
+    pub worker_us_per_order: f64,
+    /// Every `postgres` process's CPU time over those rows.
+    pub postgres_us_per_order: f64,
+}
+
 pub struct BenchReport {
     pub settings: BenchSettings,
     pub load_at_start: String,
@@ -16,7 +25,7 @@ pub struct BenchReport {
     pub medians: Vec<Sample>,
     pub bought: u64,
     pub bought_live: u64,
-    pub persisted_per_second: f64,
+    pub drained: Drain,
     pub redis_command_us: f64,
     pub redis_cpu_us: f64,
     pub confirm_to_row: ConfirmToRow,
@@ -152,7 +161,14 @@ impl BenchReport {
             ),
             (
                 "orders persisted per second (one worker draining the no-worker backlog)",
-                format!("{:.0}", self.persisted_per_second),
+                format!("{:.0}", self.drained.per_second),
+            ),
+            (
+                "CPU per order drained: the worker / PostgreSQL",
+                format!(
+                    "{:.1} us / {:.1} us",
+                    self.drained.worker_us_per_order, self.drained.postgres_us_per_order
+                ),
             ),
             (
                 "api memory after the purchase rounds (peak)",
@@ -229,7 +245,11 @@ impl BenchReport {
             "purchasesConfirmed": {"noWorker": self.bought, "workerLive": self.bought_live},
             "redisMicrosPerPurchase": {"commands": self.redis_command_us, "cpu": self.redis_cpu_us},
             "confirmToRowMs": {"p50": c.p50_ms, "p99": c.p99_ms, "max": c.max_ms},
-            "ordersPersistedPerSecond": self.persisted_per_second,
+            "ordersPersistedPerSecond": self.drained.per_second,
+            "drainCpuMicrosPerOrder": {
+                "worker": self.drained.worker_us_per_order,
+                "postgres": self.drained.postgres_us_per_order,
+            },
             "apiRssMb": {"after": self.api_rss_mb.0, "peak": self.api_rss_mb.1},
             "watchers": {
                 "pages": self.watchers.watchers,

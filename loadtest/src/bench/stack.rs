@@ -169,6 +169,10 @@ impl Api {
 }
 
 impl Service {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then up to 10 s for a graceful exit, then SIGKILL.
     pub fn stop(&mut self) {
         let _ = Command::new("kill")
