@@ -276,7 +276,9 @@ impl ErrorPayload {
     fn json(&self, status: StatusCode, path: &str) -> Vec<u8> {
         // Writes into a Vec cannot fail.
         let mut out = Vec::with_capacity(160 + path.len());
-        let _ = write!(out, "{{\"statusCode\":{},\"message\":", status.as_u16());
+        out.extend_from_slice(b"{\"statusCode\":");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.extend_from_slice(b",\"message\":");
         match &self.message {
             ErrorMessage::Text(text) => json_str(&mut out, text),
             ErrorMessage::Problems(problems) => {

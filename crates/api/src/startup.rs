@@ -351,6 +351,7 @@ fn server(
     ip::spawn_housekeeping(active);
     let origins = settings.cors_origins.clone();
     let metrics_here = settings.metrics_port.is_none();
+    let signing_in = state.auth.mode() != "none";
 
     let server = HttpServer::new(move || {
         let (app, doc) = App::new()
@@ -358,7 +359,7 @@ fn server(
             .openapi(ApiDoc::openapi())
             .app_data(state.clone())
             .app_data(web::Data::new(AppState::on_this_thread(&state)))
-            .configure(routes::configure(limits.clone(), metrics_here))
+            .configure(routes::configure(limits.clone(), metrics_here, signing_in))
             .split_for_parts();
         app.service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", doc))
             .default_service(web::to(error::not_found))

@@ -35,6 +35,11 @@ pub enum UserIdError {
 impl UserId {
     /// Parses a user id, refusing blank, over-long ones and control characters.
     pub fn parse(raw: &str) -> Result<Self, UserIdError> {
+        // The usual id: printable ASCII without spaces, so neither blank nor
+        // holding a control character, and one character a byte.
+        if (1..=USER_ID_MAX_LEN).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Ok(Self(raw.to_owned()));
+        }
         if raw.trim().is_empty() {
             return Err(UserIdError::Empty);
         }
