@@ -9,8 +9,10 @@
 //! `Content-Type` is compared as bytes (anything else is parsed as before),
 //! a body that arrives in one piece is used where it lies, and
 //! [`crate::validation::purchase_json`] reads the usual body with no map.
-//! The answers are `web::Json`'s under `JsonConfig` (415, 413, 400): the
-//! tests in `tests/api/validation.rs` hold them.
+//! The answers are those `web::Json` gave under the api's `JsonConfig`
+//! (415, 413, 400): the unit tests below hold this module to that rule,
+//! and `tests/api/validation.rs` the api's answers over the wire (no
+//! Content-Type, `+json`, a chunked body past the limit, one at it).
 
 use actix_web::{
     error::PayloadError,

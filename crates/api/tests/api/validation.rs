@@ -159,3 +159,100 @@ async fn a_large_request_in_pieces_with_another_pipelined_behind_is_answered_in_
     assert!(answers.contains(r#""purchased":true"#), "{answers}");
     assert_eq!(app.sale_status().await["stockRemaining"], 9);
 }
+
+/// Sends `request` on a connection of its own; the whole answer, read
+/// until the server closes (every request here says `Connection: close`).
+async fn raw(app: &crate::helpers::TestApp, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("answered in time")
+    .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The body of a raw answer, as JSON.
+fn json_of(answer: &str) -> Value {
+    let (_, body) = answer.split_once("\r\n\r\n").expect(answer);
+    serde_json::from_str(body).expect(answer)
+}
+
+/// A purchase body read without `web::Json` (`src/body.rs`) answers what
+/// `web::Json` under the api's `JsonConfig` did, over the wire: no
+/// Content-Type is a 415, any `+json` type is JSON, a chunked body (no
+/// Content-Length) past 4 KiB is a 413 and one of exactly 4 KiB is read.
+#[tokio::test]
+async fn bodies_are_read_as_web_json_read_them() {
+    let app = spawn_app().await;
+    let address = app.address.trim_start_matches("http://");
+    let post = |headers: &str, body: &str| {
+        format!(
+            "POST /api/purchases HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+
+    let answer = raw(&app, &post("", r#"{"userId":"no-type"}"#)).await;
+    assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
+
+    let merge = "Content-Type: application/merge-patch+json; charset=utf-8\r\n";
+    let answer = raw(&app, &post(merge, r#"{"userId":"merge-type"}"#)).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+
+    // {"userId":"at-limit"} padded with spaces to exactly 4096 bytes.
+    let at_limit = format!(r#"{{"userId":"at-limit"{}}}"#, " ".repeat(4096 - 21));
+    assert_eq!(at_limit.len(), 4096);
+    let json = "Content-Type: application/json\r\n";
+    let answer = raw(&app, &post(json, &at_limit)).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+
+    // Chunked: the limit is held to the bytes as they arrive.
+    let over = format!(r#"{{"userId":"chunked"{}}}"#, " ".repeat(4096));
+    let (head, tail) = over.split_at(3000);
+    let chunked = format!(
+        "POST /api/purchases HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{json}\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{head}\r\n{:x}\r\n{tail}\r\n0\r\n\r\n",
+        head.len(),
+        tail.len()
+    );
+    let answer = raw(&app, &chunked).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(json_of(&answer)["error"], "Payload Too Large");
+    assert_eq!(app.sale_status().await["stockRemaining"], 8);
+}
+
+/// Every refusal names the request target as sent, as the seed's
+/// `request.url` did: an absolute-form target whole, whether the handler
+/// writes the body (409) or `error_bodies` does (400).
+#[tokio::test]
+async fn a_refusal_names_an_absolute_form_target_whole() {
+    let app = spawn_app().await;
+    assert_eq!(app.purchase("twice").await.status(), 201);
+    let target = "http://shop.example/api/purchases?from=ad";
+    let post = |body: &str| {
+        format!(
+            "POST {target} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+
+    let again = raw(&app, &post(r#"{"userId":"twice"}"#)).await;
+    assert!(again.starts_with("HTTP/1.1 409"), "{again}");
+    assert_eq!(json_of(&again)["path"], target);
+
+    let invalid = raw(&app, &post(r#"{"userId":""}"#)).await;
+    assert!(invalid.starts_with("HTTP/1.1 400"), "{invalid}");
+    assert_eq!(json_of(&invalid)["path"], target);
+}

@@ -134,12 +134,16 @@ fn answer(outcome: Outcome, max_attempts: u32, req: &HttpRequest) -> HttpRespons
         Outcome::Ended => ApiError::SaleEnded,
         Outcome::NotArmed => ApiError::NotArmed,
     };
-    // The path as the seed's filter showed it (`request.url`): path and query.
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.path(), |p| p.as_str());
-    refused.answer(path)
+    // The request target as sent (the seed's `request.url`, and what
+    // `error_bodies` writes): path and query, borrowed, for the usual
+    // origin form; formatted whole for an absolute-form target.
+    let uri = req.uri();
+    match uri.path_and_query() {
+        Some(target) if uri.scheme().is_none() && uri.authority().is_none() => {
+            refused.answer(target.as_str())
+        }
+        _ => refused.answer(&uri.to_string()),
+    }
 }
 
 #[cfg(test)]
