@@ -1,5 +1,7 @@
 //! CPU time and memory of processes, from Linux's /proc.
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 
 /// Clock ticks per second of /proc's time fields (USER_HZ: 100 on Linux).
@@ -36,28 +38,40 @@ pub fn children_cpu() -> anyhow::Result<f64> {
     Ok((field(&fields, 16)? + field(&fields, 17)?) / TICKS_PER_SECOND)
 }
 
-/// CPU seconds (user + system) every process named `name` has used: all
-/// PostgreSQL's backends, say. Processes that end between two calls take
-/// their time with them; the bench's servers outlive its measurements.
-pub fn cpu_of_named(name: &str) -> anyhow::Result<f64> {
-    let mut total = 0.0;
+/// CPU seconds (user + system) each process named `name` has used, by
+/// pid: all PostgreSQL's backends, say. Compare two with [`cpu_since`].
+pub fn cpu_of_named(name: &str) -> anyhow::Result<HashMap<u32, f64>> {
+    let mut by_pid = HashMap::new();
     for entry in std::fs::read_dir("/proc").context("listing /proc")? {
         let Ok(entry) = entry else { continue };
-        let pid = entry.file_name();
-        let Some(pid) = pid
+        let Some(pid) = entry
+            .file_name()
             .to_str()
-            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
         };
         let named = std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .is_ok_and(|comm| comm.trim_end() == name);
         // A process gone since the listing is skipped.
-        if let Some(fields) = named.then(|| stat_fields(pid).ok()).flatten() {
-            total += (field(&fields, 14)? + field(&fields, 15)?) / TICKS_PER_SECOND;
+        if let Some(fields) = named.then(|| stat_fields(&pid.to_string()).ok()).flatten() {
+            by_pid.insert(
+                pid,
+                (field(&fields, 14)? + field(&fields, 15)?) / TICKS_PER_SECOND,
+            );
         }
     }
-    Ok(total)
+    Ok(by_pid)
+}
+
+/// The CPU seconds the processes of `after` used since `before`: a process
+/// new since counts whole, one gone since is missed (an undercount, never
+/// the negative a difference of two sums gives when a process exits).
+pub fn cpu_since(before: &HashMap<u32, f64>, after: &HashMap<u32, f64>) -> f64 {
+    after
+        .iter()
+        .map(|(pid, cpu)| (cpu - before.get(pid).copied().unwrap_or(0.0)).max(0.0))
+        .sum()
 }
 
 /// Resident memory of `pid` now and at its peak, in MB.
@@ -80,4 +94,25 @@ pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_since_counts_each_process_once_and_never_a_gone_ones_life() {
+        let before = HashMap::from([(1, 10.0), (2, 500.0)]);
+        // 1 used 2 s more, 2 exited (its 500 s must not come off), 3 is new.
+        let after = HashMap::from([(1, 12.0), (3, 0.5)]);
+        assert!((cpu_since(&before, &after) - 2.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn this_process_is_found_by_its_name() {
+        let me = std::process::id();
+        let comm = std::fs::read_to_string(format!("/proc/{me}/comm")).expect("comm");
+        let found = cpu_of_named(comm.trim_end()).expect("listed");
+        assert!(found.contains_key(&me));
+    }
 }
