@@ -346,7 +346,7 @@ pub async fn error_bodies(
     Ok(match pending {
         None => response.map_into_left_body(),
         Some(payload) => {
-            let path = response.request().uri().to_string();
+            let path = request_target(response.request().uri()).into_owned();
             let status = response.status();
             let body = payload.json(status, &path);
             response
@@ -354,6 +354,19 @@ pub async fn error_bodies(
                 .map_into_right_body()
         }
     })
+}
+
+/// The request target as sent, which every error body names as `path` (the
+/// seed's `request.url`): the path and query, borrowed, for the usual
+/// origin form; formatted whole (scheme and host too) for an absolute-form
+/// target.
+pub fn request_target(uri: &actix_web::http::Uri) -> Cow<'_, str> {
+    match uri.path_and_query() {
+        Some(target) if uri.scheme().is_none() && uri.authority().is_none() => {
+            Cow::Borrowed(target.as_str())
+        }
+        _ => Cow::Owned(uri.to_string()),
+    }
 }
 
 /// `text` as a JSON string, escaped as `serde_json` escapes it.

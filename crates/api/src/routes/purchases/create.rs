@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 
 use crate::{
     body,
-    error::{ApiError, ErrorBody, JSON},
+    error::{request_target, ApiError, ErrorBody, JSON},
     metrics::PurchaseResult,
     purchase::{self, Outcome},
     startup::JSON_LIMIT,
@@ -134,16 +134,7 @@ fn answer(outcome: Outcome, max_attempts: u32, req: &HttpRequest) -> HttpRespons
         Outcome::Ended => ApiError::SaleEnded,
         Outcome::NotArmed => ApiError::NotArmed,
     };
-    // The request target as sent (the seed's `request.url`, and what
-    // `error_bodies` writes): path and query, borrowed, for the usual
-    // origin form; formatted whole for an absolute-form target.
-    let uri = req.uri();
-    match uri.path_and_query() {
-        Some(target) if uri.scheme().is_none() && uri.authority().is_none() => {
-            refused.answer(target.as_str())
-        }
-        _ => refused.answer(&uri.to_string()),
-    }
+    refused.answer(&request_target(req.uri()))
 }
 
 #[cfg(test)]
