@@ -88,6 +88,15 @@ impl<'a> From<&'a PersistOrder> for NewOrder<'a> {
 
 /// Inserts many orders in one statement; rows already there are skipped.
 /// Returns how many were new.
+///
+/// The usual batch is all new orders, so it goes first as a plain
+/// `INSERT`: the unique indexes check it as they take each row. `ON
+/// CONFLICT DO NOTHING` would first look every row up in both unique
+/// indexes, then insert it, a third more of PostgreSQL's CPU per order
+/// (`docs/profile/postgres-insert.md`). Only a batch with a row already
+/// there (a redelivered job, a conflicting order) fails that insert, which
+/// rolls back whole, and is inserted again skipping those rows. (So never
+/// call it inside a transaction: the failed try would abort it.)
 pub async fn insert_orders(
     conn: &mut AsyncPgConnection,
     jobs: &[PersistOrder],
@@ -96,11 +105,23 @@ pub async fn insert_orders(
         return Ok(0);
     }
     let rows: Vec<NewOrder<'_>> = jobs.iter().map(NewOrder::from).collect();
-    diesel::insert_into(orders::table)
-        .values(rows)
-        .on_conflict_do_nothing()
+    let all_new = diesel::insert_into(orders::table)
+        .values(&rows)
         .execute(conn)
-        .await
+        .await;
+    match all_new {
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => {
+            diesel::insert_into(orders::table)
+                .values(&rows)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await
+        }
+        inserted => inserted,
+    }
 }
 
 /// Which of `users` have an order in `sale`, and which: (user id, order id).

@@ -133,6 +133,56 @@ async fn a_batch_mixing_a_redelivered_order_with_new_ones_stores_each_once() {
     assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 3);
 }
 
+/// Index scans PostgreSQL counted on the orders table's indexes, after
+/// flushing this connection's own pending statistics.
+async fn orders_index_scans(conn: &mut AsyncPgConnection) -> i64 {
+    sql_query("SELECT pg_stat_force_next_flush()")
+        .execute(conn)
+        .await
+        .expect("flush");
+    sql_query("SELECT pg_stat_clear_snapshot()")
+        .execute(conn)
+        .await
+        .expect("fresh snapshot");
+    sql_query(
+        "SELECT coalesce(sum(idx_scan), 0)::bigint AS n FROM pg_stat_user_indexes \
+         WHERE relname = 'orders'",
+    )
+    .get_result::<Count>(conn)
+    .await
+    .expect("index scans")
+    .n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_new_orders_is_inserted_without_looking_each_up_first() {
+    let url = create_database().await;
+    orders::migrate(&url).await.expect("migrate");
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    let new: Vec<PersistOrder> = (0..50).map(|i| job(&format!("new-{i}"))).collect();
+    let before = orders_index_scans(&mut conn).await;
+
+    let inserted = orders::insert_orders(&mut conn, &new)
+        .await
+        .expect("insert");
+
+    assert_eq!(inserted, 50);
+    let scans = orders_index_scans(&mut conn).await - before;
+    assert_eq!(
+        scans, 0,
+        "new orders are checked by the unique indexes as they are inserted, \
+         not looked up in them first"
+    );
+    // A batch with rows already there still inserts the rest, once.
+    let mut again = new[..10].to_vec();
+    again.push(job("one-more"));
+    let inserted = orders::insert_orders(&mut conn, &again)
+        .await
+        .expect("insert");
+    assert_eq!(inserted, 1);
+    assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 51);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_refuses_a_second_order_of_one_user_in_one_sale() {
     let (url, batcher) = batcher().await;
