@@ -7,7 +7,10 @@
 //! purchase goes out at once, alone, with no added wait; in a rush, the
 //! purchases that arrive while one call is in flight ride the next one, so
 //! Redis runs one script (and the api makes one round trip) per batch
-//! instead of one per buyer.
+//! instead of one per buyer. In a rush (the previous batch had more than
+//! one purchase) the batcher first lets its thread read the requests that
+//! already arrived, one scheduler turn, so they join the batch at hand:
+//! about 15 purchases a call became 19 under `wrk -c64`.
 //!
 //! The script decides each purchase as a call of its own would have at that
 //! point (`lua/purchase.lua`): a buyer twice in a batch gets a 201 and then
@@ -107,6 +110,7 @@ async fn run(
     let mut carried: Option<Waiting> = None;
     let mut batch: Vec<(UserId, OrderId)> = Vec::with_capacity(MAX_PURCHASES);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_PURCHASES);
+    let mut rush = false;
     loop {
         let first = match carried.take() {
             Some(waiting) => waiting,
@@ -115,6 +119,13 @@ async fn run(
                 None => return,
             },
         };
+        if rush {
+            // In a rush (the last batch had company), the thread's other
+            // connections get one turn first: the purchases that already
+            // arrived on them join this batch instead of waiting a whole
+            // call for the next. A lone buyer's batch never waits.
+            tokio::task::yield_now().await;
+        }
         let mut bytes = first.user.as_str().len();
         batch.push((first.user, first.order));
         replies.push(first.reply);
@@ -128,6 +139,7 @@ async fn run(
             batch.push((next.user, next.order));
             replies.push(next.reply);
         }
+        rush = batch.len() > 1;
         let inventory = if own.is_connected() { &own } else { &shared };
         // Until the confirmed orders are handed over, a rebuild waits.
         let _deciding = queue.deciding(batch.len());

@@ -10,6 +10,7 @@ use api::{
     Settings,
 };
 use domain::{LedgerEntry, OrderId, PurchaseOutcome, SaleKeys, UserId};
+use fred::prelude::HashesInterface;
 use futures::future::join_all;
 use serde_json::Value;
 
@@ -112,6 +113,118 @@ async fn a_buyer_twice_in_one_batch_gets_the_order_then_a_409_with_it() {
     let scrape = app.get("/api/purchases/twice").await;
     let body: Value = scrape.json().await.expect("json");
     assert_eq!(body["orderId"], buyers[0].1.to_string());
+}
+
+#[tokio::test]
+async fn in_a_rush_a_batch_waits_one_turn_for_purchases_already_on_their_way() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (_app, purchases) = armed(10, 0).await;
+    // A batch of two: the batcher now knows it is in a rush.
+    let rush = [(user("r-1"), OrderId::new()), (user("r-2"), OrderId::new())];
+    decide_together(&purchases, &rush).await;
+    // `r-4`'s request is still on the wire: its handler waits to read it.
+    let (mut wire, mut request) = tokio::net::UnixStream::pair().expect("a socket pair");
+    let on_the_wire = tokio::spawn({
+        let purchases = purchases.clone();
+        async move {
+            let mut byte = [0u8; 1];
+            request.read_exact(&mut byte).await.expect("read");
+            purchases.decide(user("r-4"), OrderId::new()).await
+        }
+    });
+    tokio::task::yield_now().await;
+    let before = batches();
+
+    // It arrives (the runtime has not looked at the socket yet) just
+    // as `r-3`'s purchase wakes the batcher.
+    wire.write_all(b"!").await.expect("write");
+    let first = purchases.decide(user("r-3"), OrderId::new()).await;
+    let second = on_the_wire.await.expect("joined");
+
+    for outcome in [&first, &second] {
+        assert!(
+            matches!(outcome, Ok(PurchaseOutcome::Confirmed { .. })),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(batches() - before, 1.0, "both in one script call");
+}
+
+/// The entry the ledger holds for `user`.
+async fn ledger_entry(app: &TestApp, user: &str) -> Option<LedgerEntry> {
+    let raw: Option<String> = crate::helpers::redis()
+        .await
+        .hget(app.keys().buyers(), user)
+        .await
+        .expect("HGET");
+    raw.map(|raw| LedgerEntry::parse(&raw).expect("a ledger entry"))
+}
+
+#[tokio::test]
+async fn a_batch_answers_earlier_buyers_and_writes_each_new_buyer_their_own_entry() {
+    let (app, purchases) = armed(3, 0).await;
+    let early = user("early");
+    let first = purchases
+        .decide(early.clone(), OrderId::new())
+        .await
+        .expect("decided");
+    let PurchaseOutcome::Confirmed {
+        purchased_at: early_at,
+        ..
+    } = first
+    else {
+        panic!("the first buyer is confirmed: {first:?}");
+    };
+    let early_order = ledger_entry(&app, "early").await.expect("early's entry");
+    let buyers = [
+        (early, OrderId::new()),
+        (user("n-a"), OrderId::new()),
+        (user("n-b"), OrderId::new()),
+        (user("n-a"), OrderId::new()),
+        (user("n-c"), OrderId::new()),
+    ];
+
+    let outcomes = decide_together(&purchases, &buyers).await;
+
+    assert_eq!(
+        outcomes[0],
+        PurchaseOutcome::Duplicate(LedgerEntry {
+            order_id: early_order.order_id,
+            purchased_at: early_at,
+        }),
+        "an earlier buyer is answered their order while stock is left"
+    );
+    let PurchaseOutcome::Confirmed {
+        purchased_at,
+        stock_left: 1,
+    } = outcomes[1]
+    else {
+        panic!("{outcomes:?}");
+    };
+    assert!(matches!(
+        outcomes[2],
+        PurchaseOutcome::Confirmed { stock_left: 0, .. }
+    ));
+    let a = LedgerEntry {
+        order_id: buyers[1].1,
+        purchased_at,
+    };
+    assert_eq!(outcomes[3], PurchaseOutcome::Duplicate(a));
+    assert!(
+        matches!(outcomes[4], PurchaseOutcome::SoldOut { buyers: 3, .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(ledger_entry(&app, "n-a").await, Some(a));
+    assert_eq!(
+        ledger_entry(&app, "n-b").await,
+        Some(LedgerEntry {
+            order_id: buyers[2].1,
+            purchased_at,
+        })
+    );
+    assert_eq!(ledger_entry(&app, "n-c").await, None);
+    assert_eq!(redis_get(&app.keys().stock()).await.as_deref(), Some("0"));
 }
 
 /// This process's order-queue counter `name`.
