@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # loadtest/pg-insert.sh: PostgreSQL's CPU per order for the two ways the
 # worker can insert a batch of new orders into the migrations' orders table:
-# a plain INSERT (what orders::insert_orders sends first) and INSERT ... ON
-# CONFLICT DO NOTHING (what it sent for every batch before, and still sends
-# for a batch holding a row already there). In a scratch database on
+# a plain INSERT (orders::insert_new_orders: the worker's batches of new
+# orders) and INSERT ... ON CONFLICT DO NOTHING (orders::insert_orders: every
+# batch before, now one that holds a row already there or follows one that
+# did). In a scratch database on
 # DATABASE_URL's server (the local one by default), each round inserts
 # PG_INSERT_BATCHES batches of 500 new orders (time-ordered ids, random user
 # ids, one sale) per way, interleaved; the backend's CPU (utime + stime of

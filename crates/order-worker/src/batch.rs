@@ -68,6 +68,11 @@ impl Batcher {
 }
 
 async fn run(pool: PgPool, mut rx: mpsc::Receiver<(PersistOrder, Reply)>) {
+    // Whether the last batch had rows already there: redeliveries come in
+    // runs (a restarted worker's jobs, a backlog the reconciler persisted
+    // first), and while they do, a plain insert first would fail and be
+    // sent again for nearly every batch.
+    let mut skipping = false;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + MAX_WAIT;
@@ -78,21 +83,30 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<(PersistOrder, Reply)>) {
             }
         }
         let (orders, replies): (Vec<PersistOrder>, Vec<Reply>) = batch.into_iter().unzip();
-        let result = write(&pool, &orders).await;
+        let result = write(&pool, &orders, skipping).await;
+        if let Ok(inserted) = result {
+            skipping = inserted < orders.len();
+        }
+        let result = result.map(|_| ());
         for reply in replies {
             let _ = reply.send(result.clone());
         }
     }
 }
 
-async fn write(pool: &PgPool, orders: &[PersistOrder]) -> Result<(), PersistError> {
+/// Inserts `orders` (each looked up first when `skipping`); how many were new.
+async fn write(
+    pool: &PgPool,
+    orders: &[PersistOrder],
+    skipping: bool,
+) -> Result<usize, PersistError> {
     let started = std::time::Instant::now();
     let written = tokio::time::timeout(DB_TIMEOUT, async {
         let mut conn = pool
             .get()
             .await
             .map_err(|e| PersistError::Connection(Arc::new(e)))?;
-        let inserted = orders::insert_orders(&mut conn, orders)
+        let inserted = insert(&mut conn, orders, skipping)
             .await
             .map_err(|e| PersistError::Insert(Arc::new(e)))?;
         let conflicts = if inserted < orders.len() {
@@ -111,7 +125,40 @@ async fn write(pool: &PgPool, orders: &[PersistOrder]) -> Result<(), PersistErro
     metrics::job_done_n("persisted", inserted);
     metrics::job_done_n("conflict", conflicts);
     metrics::job_done_n("duplicate", orders.len() - inserted - conflicts);
-    Ok(())
+    Ok(inserted)
+}
+
+/// Inserts `orders`; how many were new. A batch of new orders (nearly
+/// every one) goes as a plain `INSERT`, which PostgreSQL checks against the
+/// unique indexes as it takes each row; `INSERT ... ON CONFLICT DO
+/// NOTHING` would look each up in both first, most of a plain insert's CPU
+/// again. A batch with a row already there (a redelivered job, a conflict)
+/// fails the plain insert whole and goes again skipping those rows; when
+/// `skipping` (the last batch had such rows: redeliveries come in runs, a
+/// restarted worker's jobs or a backlog the reconciler persisted first) it
+/// goes that way at once.
+async fn insert(
+    conn: &mut diesel_async::AsyncPgConnection,
+    orders: &[PersistOrder],
+    skipping: bool,
+) -> diesel::QueryResult<usize> {
+    if skipping {
+        metrics::insert("skipping");
+        return orders::insert_orders(conn, orders).await;
+    }
+    match orders::insert_new_orders(conn, orders).await {
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => {
+            metrics::insert("retried-skipping");
+            orders::insert_orders(conn, orders).await
+        }
+        inserted => {
+            metrics::insert("new");
+            inserted
+        }
+    }
 }
 
 /// Orders the insert skipped are redeliveries, unless their id is missing:

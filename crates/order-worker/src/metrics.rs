@@ -49,6 +49,13 @@ pub fn persisted(source: &'static str, count: usize) {
         .increment(count as u64);
 }
 
+/// One batch insert, by `way`: `new` (a plain INSERT), `skipping` (ON
+/// CONFLICT DO NOTHING at once) or `retried-skipping` (a plain INSERT that
+/// met a row already there, then ON CONFLICT DO NOTHING).
+pub fn insert(way: &'static str) {
+    metrics::counter!("flash_sale_batch_inserts_total", "way" => way).increment(1);
+}
+
 pub fn db_query(query: &'static str, took: Duration) {
     metrics::histogram!("flash_sale_db_query_duration_seconds", "query" => query)
         .record(took.as_secs_f64());

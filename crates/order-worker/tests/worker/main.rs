@@ -155,32 +155,78 @@ async fn orders_index_scans(conn: &mut AsyncPgConnection) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_of_new_orders_is_inserted_without_looking_each_up_first() {
+async fn new_orders_are_inserted_without_looking_each_up_first() {
     let url = create_database().await;
     orders::migrate(&url).await.expect("migrate");
     let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
     let new: Vec<PersistOrder> = (0..50).map(|i| job(&format!("new-{i}"))).collect();
     let before = orders_index_scans(&mut conn).await;
 
-    let inserted = orders::insert_orders(&mut conn, &new)
+    let inserted = orders::insert_new_orders(&mut conn, &new)
         .await
         .expect("insert");
 
     assert_eq!(inserted, 50);
-    let scans = orders_index_scans(&mut conn).await - before;
     assert_eq!(
-        scans, 0,
+        orders_index_scans(&mut conn).await - before,
+        0,
         "new orders are checked by the unique indexes as they are inserted, \
          not looked up in them first"
     );
-    // A batch with rows already there still inserts the rest, once.
-    let mut again = new[..10].to_vec();
-    again.push(job("one-more"));
-    let inserted = orders::insert_orders(&mut conn, &again)
-        .await
-        .expect("insert");
-    assert_eq!(inserted, 1);
-    assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 51);
+    // A row already there fails the whole statement: nothing is inserted.
+    let mut again = vec![job("one-more")];
+    again.push(new[0].clone());
+    let refused = orders::insert_new_orders(&mut conn, &again).await;
+    assert!(
+        matches!(
+            refused,
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_go_plainly_and_skip_rows_already_there_only_while_they_come() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("recorder");
+    let (url, batcher) = batcher().await;
+    let ways = || {
+        let scrape = recorder.render();
+        ["new", "skipping", "retried-skipping"].map(|way| {
+            scrape
+                .lines()
+                .find(|l| {
+                    l.starts_with(&format!("flash_sale_batch_inserts_total{{way=\"{way}\"}}"))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        })
+    };
+    // One order a batch, so each step is one batch.
+    let a = job("a");
+    batcher.persist(a.clone()).await.expect("new");
+    assert_eq!(ways(), [1.0, 0.0, 0.0], "a batch of new orders, plainly");
+
+    // A run of redeliveries: the first meets its row already there and goes
+    // again skipping; the next goes skipping at once.
+    batcher.persist(a.clone()).await.expect("redelivered");
+    assert_eq!(ways(), [1.0, 0.0, 1.0]);
+    batcher.persist(a.clone()).await.expect("again");
+    assert_eq!(ways(), [1.0, 1.0, 1.0]);
+    // That batch inserted nothing, so the next (new) still skips; it
+    // inserted all it had, so the one after goes plainly again.
+    batcher.persist(job("b")).await.expect("new");
+    assert_eq!(ways(), [1.0, 2.0, 1.0]);
+    batcher.persist(job("c")).await.expect("new");
+    assert_eq!(ways(), [2.0, 2.0, 1.0]);
+    assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
