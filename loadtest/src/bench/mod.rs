@@ -247,6 +247,7 @@ pub async fn run(settings: BenchSettings) -> anyhow::Result<BenchReport> {
         drained,
         redis_command_us: rounds.redis_per_purchase.command_us / bought.max(1) as f64,
         redis_cpu_us: rounds.redis_per_purchase.cpu * 1e6 / bought.max(1) as f64,
+        purchases_per_script_call: bought as f64 / rounds.redis_per_purchase.script_calls.max(1.0),
         confirm_to_row,
         api_rss_mb,
         watchers,
@@ -278,6 +279,7 @@ async fn rounds(
             if ENDPOINTS[i] == "purchase" {
                 let spent = redis.counters().await?.since(redis_before);
                 redis_per_purchase.command_us += spent.command_us;
+                redis_per_purchase.script_calls += spent.script_calls;
                 redis_per_purchase.cpu += spent.cpu;
             }
             samples[i].push(sample);

@@ -12,6 +12,8 @@ pub struct RedisStats {
 pub struct Counters {
     /// Microseconds spent in script calls (see [`script_usec`]).
     pub command_us: f64,
+    /// Script calls: the purchase batches and the job pushes.
+    pub script_calls: f64,
     /// CPU seconds, user + system.
     pub cpu: f64,
 }
@@ -20,6 +22,7 @@ impl Counters {
     pub fn since(self, earlier: Counters) -> Counters {
         Counters {
             command_us: self.command_us - earlier.command_us,
+            script_calls: self.script_calls - earlier.script_calls,
             cpu: self.cpu - earlier.cpu,
         }
     }
@@ -46,6 +49,7 @@ impl RedisStats {
             .await?;
         Ok(Counters {
             command_us: script_usec(&commands),
+            script_calls: script_stat(&commands, "calls="),
             cpu: cpu_seconds(&cpu),
         })
     }
@@ -79,12 +83,16 @@ const SCRIPT_CALLS: [&str; 6] = [
 /// runs under its own name (`cmdstat_hset`), and that time is already
 /// inside the script call's: summing every line counted it twice.
 fn script_usec(info: &str) -> f64 {
+    script_stat(info, "usec=")
+}
+
+/// The sum of one stat (`usec=`, `calls=`) over the script calls.
+fn script_stat(info: &str, stat: &str) -> f64 {
     info.lines()
         .filter_map(|l| l.strip_prefix("cmdstat_"))
         .filter_map(|l| l.split_once(':'))
         .filter(|(name, _)| SCRIPT_CALLS.contains(name))
-        .filter_map(|(_, stats)| stats.split("usec=").nth(1))
-        .filter_map(|rest| rest.split(',').next())
+        .filter_map(|(_, stats)| stats.split(',').find_map(|field| field.strip_prefix(stat)))
         .filter_map(|n| n.parse::<f64>().ok())
         .sum()
 }
@@ -110,6 +118,7 @@ mod tests {
         // HSETs' time is inside the EVAL's.
         let commands = "# Commandstats\r\ncmdstat_eval:calls=1,usec=29332,usec_per_call=29332.00,rejected_calls=0,failed_calls=0\r\ncmdstat_hset:calls=20000,usec=12461,usec_per_call=0.62,rejected_calls=0,failed_calls=0\r\ncmdstat_evalsha:calls=10,usec=200,usec_per_call=20.00\r\ncmdstat_config|resetstat:calls=1,usec=149,usec_per_call=149.00\r\n";
         assert_eq!(script_usec(commands), 29532.0);
+        assert_eq!(script_stat(commands, "calls="), 11.0);
         let cpu =
             "# CPU\r\nused_cpu_sys:1.50\r\nused_cpu_user:2.25\r\nused_cpu_sys_children:9.0\r\n";
         assert_eq!(cpu_seconds(cpu), 3.75);

@@ -28,6 +28,9 @@ pub struct BenchReport {
     pub drained: Drain,
     pub redis_command_us: f64,
     pub redis_cpu_us: f64,
+    /// Purchases confirmed with no worker over the script calls they took
+    /// (purchase batches and job pushes).
+    pub purchases_per_script_call: f64,
     pub confirm_to_row: ConfirmToRow,
     pub api_rss_mb: (f64, f64),
     pub watchers: WatchersSample,
@@ -131,6 +134,10 @@ impl BenchReport {
             (
                 "Redis CPU per purchase (INFO cpu)",
                 format!("{:.1} us", self.redis_cpu_us),
+            ),
+            (
+                "purchases per script call (purchase batches and job pushes, no worker)",
+                format!("{:.1}", self.purchases_per_script_call),
             ),
             (
                 "api CPU per purchase / per `GET /`",
@@ -244,6 +251,7 @@ impl BenchReport {
             "rows": rows,
             "purchasesConfirmed": {"noWorker": self.bought, "workerLive": self.bought_live},
             "redisMicrosPerPurchase": {"commands": self.redis_command_us, "cpu": self.redis_cpu_us},
+            "purchasesPerScriptCall": self.purchases_per_script_call,
             "confirmToRowMs": {"p50": c.p50_ms, "p99": c.p99_ms, "max": c.max_ms},
             "ordersPersistedPerSecond": self.drained.per_second,
             "drainCpuMicrosPerOrder": {
