@@ -195,18 +195,15 @@ impl Inventory {
             )
             .await?
         };
-        if replies.len() != batch.len() {
+        if replies.len() != 1 + batch.len() {
             return Err(ScriptReplyError(format!(
-                "{} replies to {} purchases",
+                "{} replies to {} purchases (and the batch's own)",
                 replies.len(),
                 batch.len()
             ))
             .into());
         }
-        replies
-            .iter()
-            .map(|reply| PurchaseOutcome::parse(reply).map_err(InventoryError::from))
-            .collect()
+        Ok(PurchaseOutcome::parse_batch(&replies)?)
     }
 
     /// The purchase script with `WAIT` right behind it, pipelined on one

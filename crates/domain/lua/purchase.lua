@@ -22,16 +22,25 @@
 -- ARGV[4+2i] the i-th purchase's userId
 -- ARGV[5+2i] the i-th purchase's orderId, minted by the api before the call
 --
--- Returns an array with one reply per purchase, in order:
---   "OK|<purchasedAtMillis>|<stockLeft>"      stock decremented, ledger entry written
+-- Returns an array: first "<nowMillis>|<stockLeft>|<buyers>", Redis's clock
+-- (the batch's one instant: every purchase time) and the stock and ledger
+-- size after the batch (both empty when the sale was not read whole), then
+-- one reply per purchase, in order:
+--   "OK"                                      stock decremented, ledger entry written;
+--                                             the stock it left is the stock after
+--                                             the batch plus the OKs after it
 --   "DUPLICATE|<orderId>|<purchasedAtMillis>" this user already bought: their order
 --                                             (also when they bought earlier in this batch)
---   "SOLD_OUT|<buyers>|<nowMillis>"           no stock left; the ledger's size and
---                                             Redis's clock, so a replica can answer
---                                             later refusals itself until either moves
+--   "SOLD_OUT"                                no stock left: the ledger's size then is
+--                                             the size after the batch (no OK follows a
+--                                             SOLD_OUT), so a replica can answer later
+--                                             refusals itself until it or the clock moves
 --   "TOO_MANY_ATTEMPTS"                       the user is over ARGV[1] attempts
 --   "NOT_ARMED"                               the sale is missing or only partly there
 --   "NOT_STARTED" / "ENDED"                   outside the window, by Redis's clock
+-- Constant replies, not "OK|<millis>|<stock>" per buyer: building that
+-- string (a number formatted, a new string interned) for every buyer made
+-- the call take about a third longer (docs/profile/purchase-script.md).
 --
 -- A sale is sold from only when it is whole: meta and stock present and
 -- stock = max(0, total - buyers). A missing stock key is never "sold out"
@@ -46,15 +55,18 @@
 local count = (#ARGV - 5) / 2
 local replies = {}
 
+local now = redis.call('TIME')
+local millis = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local purchased_at = string.format('%d', millis)
+
 local function answer_all(reply)
+  replies[1] = purchased_at .. '||'
   for i = 1, count do
-    replies[i] = reply
+    replies[1 + i] = reply
   end
   return replies
 end
 
-local now = redis.call('TIME')
-local millis = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 if millis < tonumber(ARGV[3]) then
   return answer_all('NOT_STARTED')
 end
@@ -74,7 +86,6 @@ if stock ~= math.max(0, tonumber(total) - buyers) then
 end
 
 local max_attempts = tonumber(ARGV[1])
-local purchased_at = string.format('%d', millis)
 local sold = 0
 local last_order = nil
 for i = 1, count do
@@ -89,7 +100,7 @@ for i = 1, count do
     over = attempts > max_attempts
   end
   if over then
-    replies[i] = 'TOO_MANY_ATTEMPTS'
+    replies[1 + i] = 'TOO_MANY_ATTEMPTS'
   else
     -- With stock left, HSETNX both asks whether the user bought and
     -- writes their entry if not: one command for a new buyer (the common
@@ -103,13 +114,13 @@ for i = 1, count do
       buyers = buyers + 1
       sold = sold + 1
       last_order = order
-      replies[i] = 'OK|' .. purchased_at .. '|' .. stock
+      replies[1 + i] = 'OK'
     else
       local existing = redis.call('HGET', KEYS[2], user)
       if existing then
-        replies[i] = 'DUPLICATE|' .. existing
+        replies[1 + i] = 'DUPLICATE|' .. existing
       else
-        replies[i] = 'SOLD_OUT|' .. buyers .. '|' .. purchased_at
+        replies[1 + i] = 'SOLD_OUT'
       end
     end
   end
@@ -124,4 +135,5 @@ end
 if ARGV[5] == '1' then
   redis.call('HSET', KEYS[3], 'decided', purchased_at)
 end
+replies[1] = purchased_at .. '|' .. stock .. '|' .. buyers
 return replies

@@ -72,38 +72,70 @@ pub enum PurchaseOutcome {
 }
 
 impl PurchaseOutcome {
-    pub fn parse(reply: &str) -> Result<Self, ScriptReplyError> {
-        let bad = || ScriptReplyError(reply.to_owned());
-        let (head, rest) = reply.split_once('|').unwrap_or((reply, ""));
-        match head {
-            "OK" => {
-                let (millis, left) = rest.split_once('|').ok_or_else(bad)?;
-                let millis = millis.parse::<i64>().map_err(|_| bad())?;
-                let purchased_at = time::from_millis(millis).ok_or_else(bad)?;
-                let stock_left = left.parse::<u64>().map_err(|_| bad())?;
-                Ok(Self::Confirmed {
-                    purchased_at,
-                    stock_left,
-                })
-            }
-            "DUPLICATE" => LedgerEntry::parse(rest)
-                .map(Self::Duplicate)
-                .map_err(|_| bad()),
-            "SOLD_OUT" => {
-                let (buyers, millis) = rest.split_once('|').ok_or_else(bad)?;
-                let buyers = buyers.parse::<u64>().map_err(|_| bad())?;
-                let now = millis
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(time::from_millis)
-                    .ok_or_else(bad)?;
-                Ok(Self::SoldOut { buyers, now })
-            }
-            "TOO_MANY_ATTEMPTS" if rest.is_empty() => Ok(Self::TooManyAttempts),
-            "NOT_ARMED" if rest.is_empty() => Ok(Self::NotArmed),
-            "NOT_STARTED" if rest.is_empty() => Ok(Self::NotStarted),
-            "ENDED" if rest.is_empty() => Ok(Self::Ended),
-            _ => Err(bad()),
+    /// The purchase script's replies to a batch: its first element (Redis's
+    /// clock, and the stock and ledger size after the batch), then one per
+    /// purchase, in order.
+    pub fn parse_batch<S: AsRef<str>>(replies: &[S]) -> Result<Vec<Self>, ScriptReplyError> {
+        let Some((first, purchases)) = replies.split_first() else {
+            return Err(ScriptReplyError(String::new()));
+        };
+        let first = first.as_ref();
+        let bad_first = || ScriptReplyError(first.to_owned());
+        let mut fields = first.split('|');
+        let (Some(millis), Some(stock), Some(buyers), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad_first());
+        };
+        let now = millis
+            .parse::<i64>()
+            .ok()
+            .and_then(time::from_millis)
+            .ok_or_else(bad_first)?;
+        // Empty when the sale was not read whole (then no purchase is OK or
+        // SOLD_OUT).
+        let after = match (stock, buyers) {
+            ("", "") => None,
+            (stock, buyers) => Some((
+                stock.parse::<u64>().map_err(|_| bad_first())?,
+                buyers.parse::<u64>().map_err(|_| bad_first())?,
+            )),
+        };
+        // Each OK left the stock after the batch plus the OKs after it.
+        let mut later_oks = purchases.iter().filter(|r| r.as_ref() == "OK").count() as u64;
+        purchases
+            .iter()
+            .map(|reply| {
+                let reply = reply.as_ref();
+                let bad = || ScriptReplyError(reply.to_owned());
+                match (reply, after) {
+                    ("OK", Some((stock, _))) => {
+                        later_oks -= 1;
+                        Ok(Self::Confirmed {
+                            purchased_at: now,
+                            stock_left: stock + later_oks,
+                        })
+                    }
+                    ("SOLD_OUT", Some((_, buyers))) => Ok(Self::SoldOut { buyers, now }),
+                    ("OK" | "SOLD_OUT", None) => Err(bad_first()),
+                    _ => Self::parse_refusal(reply).ok_or_else(bad),
+                }
+            })
+            .collect()
+    }
+
+    /// A reply that needs nothing from the batch's first element.
+    fn parse_refusal(reply: &str) -> Option<Self> {
+        match reply.split_once('|') {
+            Some(("DUPLICATE", entry)) => LedgerEntry::parse(entry).ok().map(Self::Duplicate),
+            Some(_) => None,
+            None => match reply {
+                "TOO_MANY_ATTEMPTS" => Some(Self::TooManyAttempts),
+                "NOT_ARMED" => Some(Self::NotArmed),
+                "NOT_STARTED" => Some(Self::NotStarted),
+                "ENDED" => Some(Self::Ended),
+                _ => None,
+            },
         }
     }
 }
@@ -240,32 +272,55 @@ mod tests {
     #[test]
     fn purchase_replies_map_to_outcomes() {
         let at = time::from_millis(1_772_359_200_123).expect("in range");
-        assert_eq!(
-            PurchaseOutcome::parse("OK|1772359200123|41"),
-            Ok(PurchaseOutcome::Confirmed {
-                purchased_at: at,
-                stock_left: 41
-            })
-        );
         let order = OrderId::new();
+        let duplicate = format!("DUPLICATE|{order}|1772359200123");
+        let replies = [
+            "1772359200123|39|61",
+            "OK",
+            duplicate.as_str(),
+            "TOO_MANY_ATTEMPTS",
+            "OK",
+            "OK",
+        ];
         assert_eq!(
-            PurchaseOutcome::parse(&format!("DUPLICATE|{order}|1772359200123")),
-            Ok(PurchaseOutcome::Duplicate(LedgerEntry {
-                order_id: order,
-                purchased_at: at
-            }))
+            PurchaseOutcome::parse_batch(&replies),
+            Ok(vec![
+                PurchaseOutcome::Confirmed {
+                    purchased_at: at,
+                    stock_left: 41
+                },
+                PurchaseOutcome::Duplicate(LedgerEntry {
+                    order_id: order,
+                    purchased_at: at
+                }),
+                PurchaseOutcome::TooManyAttempts,
+                PurchaseOutcome::Confirmed {
+                    purchased_at: at,
+                    stock_left: 40
+                },
+                PurchaseOutcome::Confirmed {
+                    purchased_at: at,
+                    stock_left: 39
+                },
+            ])
         );
         assert_eq!(
-            PurchaseOutcome::parse("SOLD_OUT|7|1772359200123"),
-            Ok(PurchaseOutcome::SoldOut { buyers: 7, now: at })
+            PurchaseOutcome::parse_batch(&["1772359200123|0|7", "OK", "SOLD_OUT"]),
+            Ok(vec![
+                PurchaseOutcome::Confirmed {
+                    purchased_at: at,
+                    stock_left: 0
+                },
+                PurchaseOutcome::SoldOut { buyers: 7, now: at },
+            ])
         );
         assert_eq!(
-            PurchaseOutcome::parse("TOO_MANY_ATTEMPTS"),
-            Ok(PurchaseOutcome::TooManyAttempts)
+            PurchaseOutcome::parse_batch(&["1772359200123||", "NOT_ARMED", "NOT_ARMED"]),
+            Ok(vec![PurchaseOutcome::NotArmed; 2])
         );
         assert_eq!(
-            PurchaseOutcome::parse("NOT_ARMED"),
-            Ok(PurchaseOutcome::NotArmed)
+            PurchaseOutcome::parse_batch(&["1772359200123||", "NOT_STARTED", "ENDED"]),
+            Ok(vec![PurchaseOutcome::NotStarted, PurchaseOutcome::Ended])
         );
     }
 
@@ -274,16 +329,35 @@ mod tests {
         for bad in [
             "",
             "1",
-            "OK",
             "OK|x",
             "DUPLICATE|junk",
-            "SOLD_OUT",
             "SOLD_OUT|1",
-            "SOLD_OUT|x|1",
             "sold_out",
+            "NOT_ARMED|1",
         ] {
-            assert!(PurchaseOutcome::parse(bad).is_err(), "{bad}");
+            assert!(
+                PurchaseOutcome::parse_batch(&["1772359200123|5|5", bad]).is_err(),
+                "{bad}"
+            );
         }
+        for bad_first in [
+            "",
+            "x|1|1",
+            "1772359200123|1",
+            "1772359200123|1|",
+            "1772359200123|-1|1",
+            "1|2|3|4",
+        ] {
+            assert!(
+                PurchaseOutcome::parse_batch(&[bad_first, "TOO_MANY_ATTEMPTS"]).is_err(),
+                "{bad_first}"
+            );
+        }
+        // OK and SOLD_OUT need the stock and ledger size after the batch.
+        for needs_them in ["OK", "SOLD_OUT"] {
+            assert!(PurchaseOutcome::parse_batch(&["1772359200123||", needs_them]).is_err());
+        }
+        assert!(PurchaseOutcome::parse_batch::<&str>(&[]).is_err());
     }
 
     #[test]
