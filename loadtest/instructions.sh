@@ -10,7 +10,8 @@
 # dumped after. A row's figure is every instruction the api's threads ran
 # in that window (background tasks included) over the answers wrk counted.
 # Writes INSTR_REPORT (docs/profile/instructions.md). INSTR_CODE names the
-# code measured when LOADTEST_BIN_DIR holds another build.
+# code measured when LOADTEST_BIN_DIR holds another build. INSTR_DUMPS: a
+# directory to keep callgrind's dumps in (for callgrind_annotate).
 #
 # Under valgrind one thread runs at a time and the api answers ~50x
 # slower, so batches of purchases are smaller than under make bench (fewer
@@ -40,6 +41,9 @@ cleanup() {
     for pid in "${pids[@]}"; do rm -f /tmp/vgdb-pipe-*-"$pid"-*; done
   fi
   stack_stop
+  if [ -n "${INSTR_DUMPS:-}" ]; then
+    mkdir -p "$INSTR_DUMPS" && cp "$data"/* "$INSTR_DUMPS"/ 2>/dev/null || true
+  fi
   rm -rf "$data"
   stack_drop_run_keys
 }

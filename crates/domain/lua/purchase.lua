@@ -39,8 +39,8 @@
 --   "NOT_ARMED"                               the sale is missing or only partly there
 --   "NOT_STARTED" / "ENDED"                   outside the window, by Redis's clock
 -- Constant replies, not "OK|<millis>|<stock>" per buyer: building that
--- string (a number formatted, a new string interned) for every buyer made
--- the call take about a third longer (docs/profile/purchase-script.md).
+-- string (a number formatted, a new string interned) for every buyer cost
+-- Redis time per buyer (docs/profile/purchase-script.md measures it).
 --
 -- A sale is sold from only when it is whole: meta and stock present and
 -- stock = max(0, total - buyers). A missing stock key is never "sold out"
