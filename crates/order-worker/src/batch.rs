@@ -1,5 +1,6 @@
-//! Batched persistence: job handlers hand their order to one batcher, which
-//! writes up to [`MAX_BATCH`] orders per `INSERT … ON CONFLICT DO NOTHING`.
+//! Batched persistence: job handlers hand their job's orders to one batcher,
+//! which gathers jobs (for up to [`MAX_WAIT`], up to [`MAX_BATCH`] orders)
+//! and writes them [`MAX_BATCH`] orders a statement (see [`insert`]).
 //!
 //! A job completes only when its batch is committed, so at-least-once
 //! delivery holds: a failed batch fails every job in it, and each is
@@ -39,56 +40,79 @@ type Reply = oneshot::Sender<Result<(), PersistError>>;
 
 #[derive(Clone)]
 pub struct Batcher {
-    tx: mpsc::Sender<(PersistOrder, Reply)>,
+    tx: mpsc::Sender<(Vec<PersistOrder>, Reply)>,
 }
+
+/// Jobs that may wait for the batcher before handlers wait to hand theirs
+/// over.
+const WAITING_JOBS: usize = 1024;
 
 impl Batcher {
     /// Starts the batch loop on the current runtime.
     pub fn spawn(pool: PgPool) -> Self {
-        let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+        let (tx, rx) = mpsc::channel(WAITING_JOBS);
         tokio::spawn(run(pool, rx));
         Self { tx }
     }
 
-    /// Persists a job's orders; returns once every one is committed.
+    /// Persists a job's orders; returns once every one is committed. The
+    /// job goes to the batcher whole, with one reply: a message and a
+    /// wake-up per job, not per order.
     pub async fn persist_all(&self, orders: Vec<PersistOrder>) -> Result<(), PersistError> {
-        let results = futures::future::join_all(orders.into_iter().map(|o| self.persist(o))).await;
-        results.into_iter().collect()
-    }
-
-    /// Persists one order; returns once its batch is committed.
-    pub async fn persist(&self, order: PersistOrder) -> Result<(), PersistError> {
+        if orders.is_empty() {
+            return Ok(());
+        }
         let (reply, done) = oneshot::channel();
         self.tx
-            .send((order, reply))
+            .send((orders, reply))
             .await
             .map_err(|_| PersistError::BatcherGone)?;
         done.await.map_err(|_| PersistError::BatcherGone)?
     }
+
+    /// Persists one order; returns once its batch is committed.
+    pub async fn persist(&self, order: PersistOrder) -> Result<(), PersistError> {
+        self.persist_all(vec![order]).await
+    }
 }
 
-async fn run(pool: PgPool, mut rx: mpsc::Receiver<(PersistOrder, Reply)>) {
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<(Vec<PersistOrder>, Reply)>) {
     // Whether the last batch had rows already there: redeliveries come in
     // runs (a restarted worker's jobs, a backlog the reconciler persisted
     // first), and while they do, a plain insert first would fail and be
     // sent again for nearly every batch.
     let mut skipping = false;
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
+    let mut replies: Vec<Reply> = Vec::new();
+    while let Some((first, reply)) = rx.recv().await {
+        let mut orders = first;
+        replies.push(reply);
         let deadline = tokio::time::Instant::now() + MAX_WAIT;
-        while batch.len() < MAX_BATCH {
+        while orders.len() < MAX_BATCH {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(item)) => batch.push(item),
+                Ok(Some((more, reply))) => {
+                    orders.extend(more);
+                    replies.push(reply);
+                }
                 _ => break,
             }
         }
-        let (orders, replies): (Vec<PersistOrder>, Vec<Reply>) = batch.into_iter().unzip();
-        let result = write(&pool, &orders, skipping).await;
-        if let Ok(inserted) = result {
-            skipping = inserted < orders.len();
+        // Jobs join whole, so a batch may pass MAX_BATCH by up to a job;
+        // it is written MAX_BATCH orders a statement.
+        let mut result = Ok(0);
+        for chunk in orders.chunks(MAX_BATCH) {
+            result = match write(&pool, chunk, skipping).await {
+                Ok(inserted) => {
+                    skipping = inserted < chunk.len();
+                    result.map(|sum| sum + inserted)
+                }
+                Err(error) => Err(error),
+            };
+            if result.is_err() {
+                break;
+            }
         }
         let result = result.map(|_| ());
-        for reply in replies {
+        for reply in replies.drain(..) {
             let _ = reply.send(result.clone());
         }
     }
