@@ -19,6 +19,9 @@ use crate::metrics;
 pub const MAX_BATCH: usize = 500;
 /// How long a batch waits to fill once it has its first order.
 const MAX_WAIT: Duration = Duration::from_millis(2);
+/// Batches that go skipping (`ON CONFLICT DO NOTHING` at once) after one
+/// that had rows already there, before a plain insert is tried again.
+pub const SKIP_AFTER_ROWS_THERE: u32 = 32;
 /// The longest one batch may take (connection and insert).
 const DB_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -77,11 +80,11 @@ impl Batcher {
 }
 
 async fn run(pool: PgPool, mut rx: mpsc::Receiver<(Vec<PersistOrder>, Reply)>) {
-    // Whether the last batch had rows already there: redeliveries come in
-    // runs (a restarted worker's jobs, a backlog the reconciler persisted
-    // first), and while they do, a plain insert first would fail and be
-    // sent again for nearly every batch.
-    let mut skipping = false;
+    // Batches still to go skipping: redeliveries come in runs (a restarted
+    // worker's jobs; a backlog the reconciler, past its grace, persisted
+    // partly first, a few rows in nearly every batch), and while they do a
+    // plain insert first would fail and be sent again for most batches.
+    let mut skip_for: u32 = 0;
     let mut replies: Vec<Reply> = Vec::new();
     while let Some((first, reply)) = rx.recv().await {
         let mut orders = first;
@@ -100,9 +103,13 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<(Vec<PersistOrder>, Reply)>) {
         // it is written MAX_BATCH orders a statement.
         let mut result = Ok(0);
         for chunk in orders.chunks(MAX_BATCH) {
-            result = match write(&pool, chunk, skipping).await {
+            result = match write(&pool, chunk, skip_for > 0).await {
                 Ok(inserted) => {
-                    skipping = inserted < chunk.len();
+                    skip_for = if inserted < chunk.len() {
+                        SKIP_AFTER_ROWS_THERE
+                    } else {
+                        skip_for.saturating_sub(1)
+                    };
                     result.map(|sum| sum + inserted)
                 }
                 Err(error) => Err(error),
@@ -158,9 +165,8 @@ async fn write(
 /// NOTHING` would look each up in both first, most of a plain insert's CPU
 /// again. A batch with a row already there (a redelivered job, a conflict)
 /// fails the plain insert whole and goes again skipping those rows; when
-/// `skipping` (the last batch had such rows: redeliveries come in runs, a
-/// restarted worker's jobs or a backlog the reconciler persisted first) it
-/// goes that way at once.
+/// `skipping` (one of the last [`SKIP_AFTER_ROWS_THERE`] batches had such
+/// rows) it goes that way at once.
 async fn insert(
     conn: &mut diesel_async::AsyncPgConnection,
     orders: &[PersistOrder],

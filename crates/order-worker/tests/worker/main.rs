@@ -220,13 +220,19 @@ async fn batches_go_plainly_and_skip_rows_already_there_only_while_they_come() {
     assert_eq!(ways(), [1.0, 0.0, 1.0]);
     batcher.persist(a.clone()).await.expect("again");
     assert_eq!(ways(), [1.0, 1.0, 1.0]);
-    // That batch inserted nothing, so the next (new) still skips; it
-    // inserted all it had, so the one after goes plainly again.
-    batcher.persist(job("b")).await.expect("new");
-    assert_eq!(ways(), [1.0, 2.0, 1.0]);
+    // New orders still go skipping for SKIP_AFTER_ROWS_THERE batches after
+    // the last that had rows already there, then plainly again.
+    let hold = order_worker::batch::SKIP_AFTER_ROWS_THERE;
+    for i in 0..hold {
+        batcher.persist(job(&format!("b-{i}"))).await.expect("new");
+    }
+    assert_eq!(ways(), [1.0, 1.0 + f64::from(hold), 1.0]);
     batcher.persist(job("c")).await.expect("new");
-    assert_eq!(ways(), [2.0, 2.0, 1.0]);
-    assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 3);
+    assert_eq!(ways(), [2.0, 1.0 + f64::from(hold), 1.0]);
+    assert_eq!(
+        count(&url, "SELECT count(*) AS n FROM orders").await,
+        2 + i64::from(hold)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
