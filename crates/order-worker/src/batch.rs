@@ -104,19 +104,19 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<(Vec<PersistOrder>, Reply)>) {
         let mut result = Ok(0);
         for chunk in orders.chunks(MAX_BATCH) {
             result = match write(&pool, chunk, skip_for > 0).await {
-                Ok(inserted) => {
-                    skip_for = if inserted < chunk.len() {
-                        SKIP_AFTER_ROWS_THERE
-                    } else {
-                        skip_for.saturating_sub(1)
-                    };
-                    result.map(|sum| sum + inserted)
-                }
+                Ok(inserted) => result.map(|sum| sum + inserted),
                 Err(error) => Err(error),
             };
             if result.is_err() {
                 break;
             }
+        }
+        if let Ok(inserted) = result {
+            skip_for = if inserted < orders.len() {
+                SKIP_AFTER_ROWS_THERE
+            } else {
+                skip_for.saturating_sub(1)
+            };
         }
         let result = result.map(|_| ());
         for reply in replies.drain(..) {
@@ -184,10 +184,11 @@ async fn insert(
             metrics::insert("retried-skipping");
             orders::insert_orders(conn, orders).await
         }
-        inserted => {
+        Ok(inserted) => {
             metrics::insert("new");
-            inserted
+            Ok(inserted)
         }
+        Err(error) => Err(error),
     }
 }
 
