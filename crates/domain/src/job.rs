@@ -16,8 +16,9 @@ pub const DEFAULT_ORDER_QUEUE: &str = "flash-sale:orders";
 /// One job carries every order an api process confirmed while its previous
 /// push was in flight (group commit): one order when the shop is quiet,
 /// hundreds in a rush. The queue's per-job costs (push, fetch, ack) are then
-/// paid per batch, not per order. Redelivery is harmless: every order is
-/// inserted with ON CONFLICT DO NOTHING.
+/// paid per batch, not per order. Redelivery is harmless: an order already
+/// there is skipped (the worker's insert falls back to ON CONFLICT DO
+/// NOTHING on meeting it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersistOrders {
     pub orders: Vec<PersistOrder>,
@@ -26,7 +27,7 @@ pub struct PersistOrders {
 /// Persist one confirmed purchase as an order row.
 ///
 /// Only ids and facts: the order id was minted before the job existed, so a
-/// job delivered twice inserts once (ON CONFLICT DO NOTHING on `order_id`).
+/// job delivered twice inserts once (the primary key on `order_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersistOrder {
     pub order_id: OrderId,

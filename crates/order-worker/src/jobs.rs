@@ -21,8 +21,9 @@ pub struct JobContext {
 /// Persists a job's confirmed purchases as order rows (in INSERT batches
 /// shared with the other jobs in flight). The job succeeds only when every
 /// order is committed; a retry re-inserts them all, and the ones already
-/// there are skipped (ON CONFLICT DO NOTHING). A failed job is retried by
-/// apalis with backoff.
+/// there are skipped (`crate::batch`: a plain INSERT that meets them goes
+/// again with ON CONFLICT DO NOTHING). A failed job is retried by apalis
+/// with backoff.
 #[tracing::instrument(name = "persist_orders", skip_all, fields(orders = job.orders.len()))]
 pub async fn persist_orders(
     job: PersistOrders,

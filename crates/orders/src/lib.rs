@@ -105,8 +105,8 @@ pub async fn insert_orders(
 
 /// Inserts many new orders in one plain `INSERT`: the unique indexes check
 /// each row as they take it, with no lookup first, which costs PostgreSQL
-/// far less CPU per order than [`insert_orders`]
-/// (`docs/profile/postgres-insert.md`). A row already there fails the whole
+/// less CPU per order than [`insert_orders`]
+/// (`docs/profile/postgres-insert.md` measures both). A row already there fails the whole
 /// statement with a `UniqueViolation` and nothing is inserted (outside a
 /// transaction; inside one, the failure aborts it).
 pub async fn insert_new_orders(
