@@ -7,10 +7,14 @@
 # did). In a scratch database on
 # DATABASE_URL's server (the local one by default), each round inserts
 # PG_INSERT_BATCHES batches of 500 new orders (time-ordered ids, random user
-# ids, one sale) per way, interleaved; the backend's CPU (utime + stime of
+# ids, one sale) per way, interleaved, the way that goes first alternating
+# from round to round; each way's ids are time-ordered in a range of their
+# own that starts past every id inserted before it, so both ways append to
+# the primary key's index as orders do. The backend's CPU (utime + stime of
 # /proc/<pid>/stat, so the server must be on this machine) over the rows;
-# median of PG_INSERT_ROUNDS rounds. Writes PG_INSERT_REPORT
-# (docs/profile/postgres-insert.md).
+# median of PG_INSERT_ROUNDS rounds. The statements carry literal values,
+# not the worker's bound parameters: parsing them costs both ways alike.
+# Writes PG_INSERT_REPORT (docs/profile/postgres-insert.md).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -32,14 +36,15 @@ for migration in migrations/*/up.sql; do
 done
 ticks=$(getconf CLK_TCK)
 
-# The SQL of one round of one way: PG_INSERT_BATCHES INSERTs of 500 rows.
+# The SQL of one round of one way: PG_INSERT_BATCHES INSERTs of 500 rows,
+# ids from $3 (a round's step) on.
 statements() {
-  local way=$1 round=$2
-  awk -v batches="$PG_INSERT_BATCHES" -v way="$way" -v round="$round" -v seed="$RANDOM" '
+  local way=$1 step=$2
+  awk -v batches="$PG_INSERT_BATCHES" -v way="$way" -v step="$step" -v seed="$RANDOM" '
     function hex(n,   s) { s = ""; while (length(s) < n) s = s sprintf("%04x", int(rand() * 65536)); return substr(s, 1, n) }
     BEGIN {
       srand(seed)
-      millis = 1700000000000 + round * 1000000
+      millis = 1700000000000 + step * 1000000
       for (b = 1; b <= batches; b++) {
         printf "INSERT INTO orders (id, sale_id, user_id, created_at) VALUES "
         for (r = 1; r <= 500; r++) {
@@ -52,10 +57,10 @@ statements() {
     }'
 }
 
-# CPU microseconds per order of one round of one way.
+# CPU microseconds per order of one way in one step of a round.
 round() {
-  local way=$1 round=$2 sql="$work/$1-$2.sql" pid before after
-  statements "$way" "$round" >"$sql"
+  local way=$1 step=$2 sql="$work/$1-$2.sql" pid before after
+  statements "$way" "$step" >"$sql"
   coproc PSQL { psql -qAt "$scratch_url" 2>&1; }
   echo "SELECT pg_backend_pid();" >&"${PSQL[1]}"
   read -r pid <&"${PSQL[0]}"
@@ -73,10 +78,15 @@ round() {
     'BEGIN {printf "%.1f", t / hz * 1e6 / rows}'
 }
 
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A results
+step=0
 for r in $(seq 1 "$PG_INSERT_ROUNDS"); do
-  for way in plain on-conflict; do
-    results[$way]+="$(round "$way" "$r") "
+  ways=(plain on-conflict)
+  [ $((r % 2)) = 1 ] || ways=(on-conflict plain)
+  for way in "${ways[@]}"; do
+    step=$((step + 1))
+    results[$way]+="$(round "$way" "$step") "
   done
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
@@ -90,9 +100,11 @@ mkdir -p "$(dirname "$PG_INSERT_REPORT")"
   echo "Written by \`loadtest/pg-insert.sh\`; rerun it to refresh this file."
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(psql -qAt "$DATABASE_URL" -c 'SHOW server_version' | awk '{print $1}'), the machine's server, a scratch database with the migrations' orders table"
-  echo "- method: $PG_INSERT_ROUNDS interleaved rounds per way, each $PG_INSERT_BATCHES INSERTs of 500 new orders (one sale,"
-  echo "  time-ordered ids, random user ids) on one connection; the backend's CPU (utime + stime) per order, median round;"
-  echo "  $rows rows in the table at the end"
+  echo "- load average at the start: $load_at_start (2 cores shared with whatever else runs)"
+  echo "- method: $PG_INSERT_ROUNDS interleaved rounds per way (plain first in odd rounds, on conflict first in even ones),"
+  echo "  each $PG_INSERT_BATCHES INSERTs of 500 new orders (one sale, random user ids, time-ordered ids past every"
+  echo "  earlier round's, so both ways append to the primary key), literal values, on one connection; the backend's"
+  echo "  CPU (utime + stime) per order, median round; $rows rows in the table at the end"
   echo
   echo "| way | CPU us per order, each round | median |"
   echo "| --- | --- | ---: |"

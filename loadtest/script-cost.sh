@@ -6,7 +6,7 @@
 # (random user ids) on a sale of its own with ample stock, checks that
 # every buyer was sold to, and reads cmdstat_evalsha's usec_per_call (the
 # script with the commands it runs); SCRIPT_ROUNDS interleaved rounds per
-# script, median per script. Writes SCRIPT_REPORT
+# script (the one that goes first alternating), median per script. Writes SCRIPT_REPORT
 # (docs/profile/purchase-script.md).
 set -euo pipefail
 # shellcheck source=loadtest/stack.sh
@@ -53,9 +53,12 @@ round() {
   cli DEL "$sale:stock" "$sale:meta" "$sale:buyers" >/dev/null
   sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p' <<<"$stats"
 }
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A results
 for r in $(seq 1 "$SCRIPT_ROUNDS"); do
-  for build in before after; do
+  builds=(before after)
+  [ $((r % 2)) = 1 ] || builds=(after before)
+  for build in "${builds[@]}"; do
     results[$build]+="$(round "$build" "$r") "
   done
 done
@@ -71,7 +74,8 @@ mkdir -p "$(dirname "$SCRIPT_REPORT")"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ), redis-server $(redis-server --version | awk '{print $3}' | sed 's/^v=//'), a private one"
   echo "- before: \`$lua\` at $before_rev; after: the one of $(stack_code)"
-  echo "- method: $SCRIPT_ROUNDS interleaved rounds per script of $SCRIPT_CALLS calls (redis-benchmark, 4 connections),"
+  echo "- load average at the start: $load_at_start (2 cores shared with redis-benchmark)"
+  echo "- method: $SCRIPT_ROUNDS interleaved rounds per script (before first in odd rounds) of $SCRIPT_CALLS calls (redis-benchmark, 4 connections),"
   echo "  each a batch of $SCRIPT_BATCH new buyers; INFO commandstats' evalsha usec_per_call (the script with"
   echo "  the commands it runs), median round"
   echo
