@@ -92,35 +92,38 @@ pub async fn insert_orders(
     conn: &mut AsyncPgConnection,
     jobs: &[PersistOrder],
 ) -> QueryResult<usize> {
-    if jobs.is_empty() {
-        return Ok(0);
-    }
-    let rows: Vec<NewOrder<'_>> = jobs.iter().map(NewOrder::from).collect();
-    diesel::insert_into(orders::table)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await
+    insert(conn, jobs, true).await
 }
 
 /// Inserts many new orders in one plain `INSERT`: the unique indexes check
 /// each row as they take it, with no lookup first, which costs PostgreSQL
 /// less CPU per order than [`insert_orders`]
-/// (`docs/profile/postgres-insert.md` measures both). A row already there fails the whole
-/// statement with a `UniqueViolation` and nothing is inserted (outside a
-/// transaction; inside one, the failure aborts it).
+/// (`docs/profile/postgres-insert.md` measures both). A row already there
+/// fails the whole statement with a `UniqueViolation` and nothing is
+/// inserted (outside a transaction; inside one, the failure aborts it).
 pub async fn insert_new_orders(
     conn: &mut AsyncPgConnection,
     jobs: &[PersistOrder],
+) -> QueryResult<usize> {
+    insert(conn, jobs, false).await
+}
+
+/// One INSERT of `jobs`, `ON CONFLICT DO NOTHING` when `skipping`.
+async fn insert(
+    conn: &mut AsyncPgConnection,
+    jobs: &[PersistOrder],
+    skipping: bool,
 ) -> QueryResult<usize> {
     if jobs.is_empty() {
         return Ok(0);
     }
     let rows: Vec<NewOrder<'_>> = jobs.iter().map(NewOrder::from).collect();
-    diesel::insert_into(orders::table)
-        .values(rows)
-        .execute(conn)
-        .await
+    let insert = diesel::insert_into(orders::table).values(rows);
+    if skipping {
+        insert.on_conflict_do_nothing().execute(conn).await
+    } else {
+        insert.execute(conn).await
+    }
 }
 
 /// Which of `users` have an order in `sale`, and which: (user id, order id).
