@@ -100,7 +100,7 @@ for round in $(seq "$AB_ROUNDS"); do
 done
 
 # The median round (by req/s) of a build's row: "<req/s> <p50 ms>".
-median() { sort -n <<<"${runs[$1]}" | sed '/^$/d' | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+median() { stack_median <<<"${runs[$1]}"; }
 mkdir -p "$(dirname "$AB_REPORT")"
 {
   echo "# \`make bench-ab\`: two builds in one run"

@@ -65,7 +65,7 @@ for round in $(seq "$ACKS_ROUNDS"); do
   done
   echo "[acks] round $round done" >&2
 done
-median() { sort -n <<<"${runs[$1]}" | sed '/^$/d' | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+median() { stack_median <<<"${runs[$1]}"; }
 mkdir -p "$(dirname "$ACKS_REPORT")"
 {
   echo "# \`make bench-acks\`: what waiting for a replica costs"

@@ -16,7 +16,8 @@
 # not the worker's bound parameters: parsing them costs both ways alike.
 # Writes PG_INSERT_REPORT (docs/profile/postgres-insert.md).
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=loadtest/stack.sh
+. "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
 cd "$ROOT"
 : "${DATABASE_URL:=postgres://postgres@127.0.0.1:5432/postgres}"
 : "${PG_INSERT_BATCHES:=100}"
@@ -64,13 +65,18 @@ round() {
   coproc PSQL { psql -qAt "$scratch_url" 2>&1; }
   echo "SELECT pg_backend_pid();" >&"${PSQL[1]}"
   read -r pid <&"${PSQL[0]}"
+  [[ $pid =~ ^[0-9]+$ ]] || { echo "pg-insert: psql answered '$pid', not a backend pid" >&2; exit 1; }
   before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   { cat "$sql"; echo "SELECT 'done';"; } >&"${PSQL[1]}"
-  local line
+  # Anything but the closing 'done' is an error (-q prints nothing else):
+  # the round measured a failed insert, so no figure is written.
+  local line failed=0
   while read -r line <&"${PSQL[0]}"; do
     [ "$line" = done ] && break
     echo "psql: $line" >&2
+    failed=1
   done
+  [ "$failed" = 0 ] || { echo "pg-insert: round $step of $way failed" >&2; exit 1; }
   after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   exec {PSQL[1]}>&-
   wait "$PSQL_PID" 2>/dev/null || true
@@ -89,10 +95,12 @@ for r in $(seq 1 "$PG_INSERT_ROUNDS"); do
     results[$way]+="$(round "$way" "$step") "
   done
 done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' | stack_median; }
 plain=$(median <<<"${results[plain]}")
 conflict=$(median <<<"${results[on-conflict]}")
 rows=$(psql -qAt "$scratch_url" -c "SELECT count(*) FROM orders")
+[ "$rows" = $((PG_INSERT_ROUNDS * 2 * PG_INSERT_BATCHES * 500)) ] ||
+  { echo "pg-insert: $rows rows, not every round's" >&2; exit 1; }
 mkdir -p "$(dirname "$PG_INSERT_REPORT")"
 {
   echo "# PostgreSQL's CPU per inserted order: plain INSERT against ON CONFLICT DO NOTHING"

@@ -51,6 +51,7 @@ round() {
     exit 1
   }
   cli DEL "$sale:stock" "$sale:meta" "$sale:buyers" >/dev/null
+  grep -q '^cmdstat_evalsha:' <<<"$stats" || { echo "round $round of $build: no EVALSHA counted" >&2; exit 1; }
   sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p' <<<"$stats"
 }
 load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -62,7 +63,7 @@ for r in $(seq 1 "$SCRIPT_ROUNDS"); do
     results[$build]+="$(round "$build" "$r") "
   done
 done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' | stack_median; }
 per_buyer() { awk -v c="$1" -v b="$SCRIPT_BATCH" 'BEGIN {printf "%.2f", c / b}'; }
 before=$(median <<<"${results[before]}")
 after=$(median <<<"${results[after]}")

@@ -9,6 +9,7 @@
 #   stack_worker [VAR=VALUE...]         an order worker
 #   stack_stop_worker                   stops the worker(s)
 #   stack_stop                          stops every process started here
+#   stack_median                        the median of the rounds on stdin, a line each
 #
 # Every sale is new (its own id, its own keys and rows), so a run never
 # touches `make run`'s demo sale or another run's. IP limits are off: the
@@ -121,6 +122,12 @@ stack_stop_worker() {
 # binaries may then be newer than HEAD).
 stack_code() {
   echo "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates vendor Cargo.toml Cargo.lock || echo ' (with uncommitted changes)')"
+}
+
+# The middle of stdin's non-empty lines, ordered by the number each starts
+# with: a row's median round when each line is one round.
+stack_median() {
+  sed '/^$/d' | sort -g | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
 }
 
 # The api on port $1's count of purchase answers (its /metrics): "<sold
