@@ -118,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         Some("chaos-load") => return run_chaos_load(&args[1..]).await,
         Some("chaos-check") => return run_chaos_check(&args[1..]).await,
         Some("keys") => return print_keys(&args[1..]),
+        Some("job-json") => return print_job(&args[1..]),
         _ => {}
     }
     let (scenario, options) = parse(args)?;
@@ -150,6 +151,36 @@ async fn main() -> anyhow::Result<()> {
     if !report.passed() {
         std::process::exit(1);
     }
+    Ok(())
+}
+
+/// `loadtest job-json compact|objects ORDERS`: a job of ORDERS new orders
+/// of one sale as the api pushes it (`compact`) or as it pushed it before
+/// (`objects`), for `loadtest/job-push.sh`. User ids are shaped like the
+/// bench's (`loadtest/purchase.lua`).
+fn print_job(args: &[String]) -> anyhow::Result<()> {
+    let usage = "usage: loadtest job-json compact|objects ORDERS";
+    let [form, count] = args else { bail!(usage) };
+    let count: usize = count.parse().context(usage)?;
+    let sale = domain::SaleId::parse("load-purchase-20261206-111850").context("sale id")?;
+    let at = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis())
+        .context("now")?;
+    let orders: Vec<domain::PersistOrder> = (1..=count)
+        .map(|i| {
+            Ok(domain::PersistOrder {
+                order_id: domain::OrderId::new(),
+                sale_id: sale.clone(),
+                user_id: domain::UserId::parse(&format!("w1796555931-1-{}", 2 * i))?,
+                purchased_at: at,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let json = match form.as_str() {
+        "compact" => serde_json::to_string(&domain::PersistOrders { orders })?,
+        "objects" => serde_json::to_string(&serde_json::json!({ "orders": orders }))?,
+        _ => bail!(usage),
+    };
+    println!("{json}");
     Ok(())
 }
 

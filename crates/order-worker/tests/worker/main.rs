@@ -301,6 +301,83 @@ async fn a_job_delivered_twice_through_the_queue_inserts_once() {
     assert_eq!(count(&url, &same).await, 1);
 }
 
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    user_id: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    purchased_at: chrono::DateTime<Utc>,
+}
+
+/// The api pushes one sale's orders in the compact form; a job an older api
+/// queued is in the object form. Both are persisted, each order with its
+/// own user and time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_in_the_compact_and_the_object_form_are_both_persisted() {
+    let url = create_database().await;
+    let queue = unique_queue();
+    let settings = settings(&url, &queue);
+    let conn = domain::queue::connection(&settings.redis).expect("queue connection");
+    let mut storage = domain::queue::storage(conn.clone(), &queue);
+    let at = |millis| domain::time::from_millis(millis).expect("in range");
+    let mut compact = vec![job("compact-1"), job("compact-2")];
+    compact[0].purchased_at = at(1_772_359_200_001);
+    compact[1].purchased_at = at(1_772_359_200_002);
+    let mut objects = vec![job("object-1")];
+    objects[0].purchased_at = at(1_772_359_200_003) + chrono::Duration::microseconds(7);
+    for orders in [compact, objects] {
+        storage
+            .push_task(TaskBuilder::new(PersistOrders { orders }).build())
+            .await
+            .expect("push");
+    }
+    let mut redis = conn;
+    let queued: Vec<String> = redis::cmd("HVALS")
+        .arg(format!("{queue}:data"))
+        .query_async(&mut redis)
+        .await
+        .expect("HVALS");
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    assert!(
+        queued.iter().any(|j| j.contains(r#""sold":[["#)),
+        "{queued:?}"
+    );
+    assert!(
+        queued.iter().any(|j| j.contains(r#""orders":[{"#)),
+        "{queued:?}"
+    );
+
+    let worker = order_worker::spawn(settings);
+    let persisted = wait_for_count(
+        &url,
+        "SELECT count(*) AS n FROM orders",
+        3,
+        Duration::from_secs(15),
+    )
+    .await;
+    worker.stop().await.expect("worker stops cleanly");
+    assert_eq!(persisted, 3);
+
+    let mut db = AsyncPgConnection::establish(&url).await.expect("connect");
+    let rows: Vec<Row> =
+        sql_query("SELECT user_id, created_at AS purchased_at FROM orders ORDER BY user_id")
+            .load(&mut db)
+            .await
+            .expect("rows");
+    let rows: Vec<(String, i64)> = rows
+        .into_iter()
+        .map(|r| (r.user_id, r.purchased_at.timestamp_micros()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("compact-1".to_owned(), 1_772_359_200_001_000),
+            ("compact-2".to_owned(), 1_772_359_200_002_000),
+            ("object-1".to_owned(), 1_772_359_200_003_007),
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_alone_is_idempotent() {
     let url = create_database().await;
