@@ -172,28 +172,28 @@ impl Inventory {
         window: &SaleWindow,
         acks: ReplicaAcks,
     ) -> Result<Vec<PurchaseOutcome>, InventoryError> {
-        let mut keys = Vec::with_capacity(3 + batch.len());
-        keys.extend([self.keys.stock(), self.keys.buyers(), self.keys.meta()]);
-        if limit.max_attempts > 0 {
-            // Without a limit the script keeps no counters: no keys to send.
-            keys.extend(batch.iter().map(|(user, _)| self.keys.attempts(user)));
-        }
-        let args = purchase_args(
-            limit.max_attempts,
-            limit.window_seconds,
-            window,
-            acks.min > 0,
-            batch.iter().map(|(user, order)| (user.as_str(), *order)),
-        );
+        let call = || {
+            let mut keys = Vec::with_capacity(3 + batch.len());
+            keys.extend([self.keys.stock(), self.keys.buyers(), self.keys.meta()]);
+            if limit.max_attempts > 0 {
+                // Without a limit the script keeps no counters: no keys to send.
+                keys.extend(batch.iter().map(|(user, _)| self.keys.attempts(user)));
+            }
+            let args = purchase_args(
+                limit.max_attempts,
+                limit.window_seconds,
+                window,
+                acks.min > 0,
+                batch.iter().map(|(user, order)| (user.as_str(), *order)),
+            );
+            (keys, args)
+        };
         let client = self.pool.next();
         let replies: Vec<String> = if acks.min > 0 {
+            let (keys, args) = call();
             self.purchase_replicated(client, keys, args, acks).await?
         } else {
-            timed(
-                "purchase",
-                self.purchase.evalsha_with_reload(client, keys, args),
-            )
-            .await?
+            timed("purchase", evalsha_rebuilding(&self.purchase, client, call)).await?
         };
         if replies.len() != 1 + batch.len() {
             return Err(ScriptReplyError(format!(
@@ -323,6 +323,28 @@ impl Inventory {
 }
 
 /// Runs one Redis call, recording its latency and whether it failed.
+/// `script`'s call of the keys and arguments `call` builds, re-loaded once
+/// on NOSCRIPT (a Redis restarted or flushed). fred's `evalsha_with_reload`
+/// clones them all for that retry, on every call: a purchase batch's
+/// strings copied, then dropped, for a reply that almost never comes.
+/// Here they are built again only when it does.
+async fn evalsha_rebuilding<R: fred::types::FromValue>(
+    script: &Script,
+    client: &fred::prelude::Client,
+    call: impl Fn() -> (Vec<String>, Vec<String>),
+) -> Result<R, FredError> {
+    use fred::prelude::LuaInterface;
+    let (keys, args) = call();
+    match client.evalsha(script.sha1().clone(), keys, args).await {
+        Err(error) if error.details().starts_with("NOSCRIPT") => {
+            script.load(client).await?;
+            let (keys, args) = call();
+            client.evalsha(script.sha1().clone(), keys, args).await
+        }
+        result => result,
+    }
+}
+
 async fn timed<T>(
     command: &'static str,
     call: impl Future<Output = Result<T, FredError>>,

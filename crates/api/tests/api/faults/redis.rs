@@ -231,3 +231,36 @@ async fn the_first_pushes_after_a_redis_restart_are_queued_not_lost_to_it() {
         "no push failed: {statuses:?}"
     );
 }
+
+/// A Redis that lost its scripts (SCRIPT FLUSH, as a restart without
+/// persistence or a failover to a replica that never loaded them) answers
+/// NOSCRIPT: the api loads the script again and the purchase goes through
+/// in the same request, with its keys and arguments intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purchases_after_redis_forgot_the_script_load_it_again_and_go_through() {
+    let redis = PrivateRedis::start();
+    let Sale {
+        database,
+        config,
+        worker,
+        app,
+    } = sale_on(&redis.url(), 5).await;
+    assert_eq!(app.purchase("before-flush").await.status(), 201);
+
+    redis.cli(&["script", "flush"]);
+    let after = app.purchase("after-flush").await;
+    assert_eq!(after.status(), 201);
+    let body: Value = after.json().await.expect("json body");
+    assert_eq!(body["success"], true, "{body}");
+    redis.cli(&["script", "flush"]);
+    assert_eq!(app.purchase("before-flush").await.status(), 409);
+
+    let stock = redis.cli(&["get", &app.keys().stock()]);
+    assert_eq!(stock.trim(), "3", "two sold of 5");
+    let rows =
+        wait_for_orders_within(&database, &config.sale_id(), 2, Duration::from_secs(15)).await;
+    worker.stop().await.expect("worker stops");
+    let mut users: Vec<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
+    users.sort_unstable();
+    assert_eq!(users, ["after-flush", "before-flush"]);
+}
