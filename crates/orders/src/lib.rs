@@ -109,6 +109,14 @@ pub async fn insert_new_orders(
 }
 
 /// One INSERT of `jobs`, `ON CONFLICT DO NOTHING` when `skipping`.
+///
+/// The rows go in order-id order. Two inserts holding some of the same
+/// orders (a job's batch and a reconciler page, which comes in the ledger's
+/// hash order) each wait on a row the other inserted and has not committed;
+/// taken in opposite orders, each waits for the other: a deadlock, and
+/// PostgreSQL fails one of them after `deadlock_timeout`. In one order the
+/// second waits for the first and then skips (or, inserting plainly, fails
+/// on) the rows it finds.
 async fn insert(
     conn: &mut AsyncPgConnection,
     jobs: &[PersistOrder],
@@ -117,7 +125,8 @@ async fn insert(
     if jobs.is_empty() {
         return Ok(0);
     }
-    let rows: Vec<NewOrder<'_>> = jobs.iter().map(NewOrder::from).collect();
+    let mut rows: Vec<NewOrder<'_>> = jobs.iter().map(NewOrder::from).collect();
+    rows.sort_unstable_by_key(|row| row.id);
     let insert = diesel::insert_into(orders::table).values(rows);
     if skipping {
         insert.on_conflict_do_nothing().execute(conn).await
