@@ -38,7 +38,11 @@ use domain::{
 use fred::{
     clients::Client,
     prelude::{ClientLike, HashesInterface, KeysInterface},
-    types::{scan::Scanner, scripts::Script, Key},
+    types::{
+        scan::{HScanResult, Scanner},
+        scripts::Script,
+        Key,
+    },
 };
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
@@ -284,9 +288,10 @@ impl Reconciler {
             .collect();
         let mut wrong: Vec<(String, LedgerEntry)> = Vec::new();
         let mut pages = std::pin::pin!(self.redis.hscan(keys.buyers(), "*", Some(BATCH)));
-        while let Some(mut page) = pages.try_next().await? {
+        while let Some(page) = pages.try_next().await? {
+            let mut page = Page(Some(page));
             let mut missing = Vec::new();
-            for (user, raw) in page.take_results().map(|m| m.inner()).unwrap_or_default() {
+            for (user, raw) in page.take_results() {
                 let (Some(user), Some(raw)) = (user.as_str(), raw.as_str()) else {
                     continue;
                 };
@@ -372,6 +377,37 @@ impl Reconciler {
             .evalsha_with_reload(&self.redis, keys, arm_args(ArmMode::Merge, lost))
             .await?;
         Ok(ArmOutcome::parse(&reply)?)
+    }
+}
+
+/// A ledger page of a walk. fred goes on to the next page when a page is
+/// dropped without `next()`: a walk abandoned on an error (or a pass timed
+/// out) would read the rest of the ledger for no one, with a warning per
+/// page. Dropped unfinished, this page ends the scan instead.
+struct Page(Option<HScanResult>);
+
+impl Page {
+    fn take_results(&mut self) -> HashMap<Key, fred::types::Value> {
+        self.0
+            .as_mut()
+            .and_then(|page| page.take_results())
+            .map(|map| map.inner())
+            .unwrap_or_default()
+    }
+
+    /// Asks for the next page (the walk goes on).
+    fn next(mut self) {
+        if let Some(page) = self.0.take() {
+            page.next();
+        }
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        if let Some(page) = self.0.take() {
+            page.cancel();
+        }
     }
 }
 

@@ -449,6 +449,73 @@ async fn the_reconciler_persists_ledger_entries_that_no_job_delivered() {
     assert_eq!(found, 1);
 }
 
+/// fred continues a scan when a page is dropped without `next()`: a walk
+/// that failed (an insert refused, a pass timed out) went on reading the
+/// whole ledger from Redis for no one, a warning logged per page (1,626 of
+/// them after three failed walks in one `make bench` drain). A failed walk
+/// now stops its scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciler_walk_that_fails_stops_reading_the_ledger() {
+    // A Redis of its own: its command counts are this test's alone.
+    let private = test_support::PrivateRedis::start();
+    let url = create_database().await;
+    orders::migrate(&url).await.expect("migrate");
+    // Reads work, every insert fails.
+    let mut db = AsyncPgConnection::establish(&url).await.expect("connect");
+    sql_query("ALTER TABLE orders ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
+        .execute(&mut db)
+        .await
+        .expect("constraint");
+    let sale = SaleId::parse(&format!("test-{}", uuid::Uuid::new_v4().simple())).expect("valid");
+    let entries = 20_000;
+    let at = Utc::now() - chrono::Duration::minutes(1);
+    let mut ledger = redis::Client::open(private.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut hset = redis::cmd("HSET");
+    hset.arg(domain::SaleKeys::new(&sale).buyers());
+    for i in 0..entries {
+        let entry = domain::LedgerEntry {
+            order_id: OrderId::new(),
+            purchased_at: at,
+        };
+        hset.arg(format!("buyer-{i}")).arg(entry.encode());
+    }
+    let _: () = hset.query_async(&mut ledger).await.expect("HSET");
+    private.cli(&["CONFIG", "RESETSTAT"]);
+
+    let mut settings = settings_for(&url, &unique_queue(), sale.as_str());
+    // One pass: the first runs at once, the next a minute later.
+    settings.reconcile.interval = Duration::from_secs(60);
+    let on_private = |mut redis: domain::config::RedisConfig| {
+        redis.url = private.url();
+        redis
+    };
+    settings.redis = on_private(settings.redis);
+    settings.queue_redis = on_private(settings.queue_redis);
+    let worker = order_worker::spawn(settings);
+    // The pass fails at its first page's insert; a scan left running would
+    // read the other 19 pages in well under this.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    worker.stop().await.expect("worker stops cleanly");
+
+    let stats = private.cli(&["INFO", "commandstats"]);
+    let hscans: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_hscan:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(count(&url, "SELECT count(*) AS n FROM orders").await, 0);
+    assert!(
+        (1..=2).contains(&hscans),
+        "the failed walk read {hscans} pages of {} (HSCAN, 1,000 a page)",
+        entries / 1000
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconciler_given_one_sale_finds_it_without_scanning_the_keyspace() {
     // A Redis of its own: its command counts are this test's alone.
