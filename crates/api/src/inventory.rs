@@ -322,7 +322,6 @@ impl Inventory {
     }
 }
 
-/// Runs one Redis call, recording its latency and whether it failed.
 /// `script`'s call of the keys and arguments `call` builds, re-loaded once
 /// on NOSCRIPT (a Redis restarted or flushed). fred's `evalsha_with_reload`
 /// clones them all for that retry, on every call: a purchase batch's
@@ -345,6 +344,7 @@ async fn evalsha_rebuilding<R: fred::types::FromValue>(
     }
 }
 
+/// Runs one Redis call, recording its latency and whether it failed.
 async fn timed<T>(
     command: &'static str,
     call: impl Future<Output = Result<T, FredError>>,
