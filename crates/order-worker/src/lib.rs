@@ -98,6 +98,10 @@ impl Worker {
                     self.pool.clone(),
                     self.settings.reconcile.clone(),
                 )
+                .watching(reconcile::Backlog::new(
+                    self.keeper.clone(),
+                    self.queue.clone(),
+                ))
                 .run(shutdown.clone()),
             ),
         ];

@@ -15,6 +15,10 @@
 //! - `RECONCILE_GRACE_MS` (`10000`): ledger entries younger than this are
 //!   left to their job
 //! - `RECONCILE_SALES` (`*`): glob of the sale ids this worker reconciles
+//! - `RECONCILE_BACKLOG_JOBS` (`1000`) / `RECONCILE_BACKLOG_WAIT_MS`
+//!   (`300000`): while the order queue holds more jobs than this waiting,
+//!   the reconciler leaves missing ledger entries to those jobs, for at
+//!   most the wait (a backlog that does not drain is repaired anyway)
 //! - `SALE_RETENTION_SECONDS` (`604800`, a week): an ended sale's Redis keys
 //!   are removed this long after its end, once every order is in PostgreSQL
 //! - `FINISHED_JOB_RETENTION_SECONDS` (`300`): finished jobs stay in Redis
@@ -70,6 +74,10 @@ impl WorkerSettings {
                 interval: Duration::from_millis(interval_ms),
                 grace: Duration::from_millis(env.parse("RECONCILE_GRACE_MS", 10_000)?),
                 sales: env.string("RECONCILE_SALES", "*"),
+                backlog_jobs: env.parse("RECONCILE_BACKLOG_JOBS", 1000)?,
+                backlog_wait: Duration::from_millis(
+                    env.parse("RECONCILE_BACKLOG_WAIT_MS", 300_000)?,
+                ),
                 sale_retention: Duration::from_secs(env.parse("SALE_RETENTION_SECONDS", 604_800)?),
             },
             metrics_port: env.parse("METRICS_PORT", 9091)?,

@@ -449,6 +449,158 @@ async fn the_reconciler_persists_ledger_entries_that_no_job_delivered() {
     assert_eq!(found, 1);
 }
 
+/// A free port for a test worker's metrics.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `flash_sale_orders_persisted_total{source}` of the worker serving metrics on `port`.
+async fn persisted_by(port: u16, source: &str) -> f64 {
+    let scrape = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let series = format!("flash_sale_orders_persisted_total{{source=\"{source}\"}} ");
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `count` orders of `sale` bought a minute ago, in its ledger, and a job
+/// each, due `due` from now.
+async fn ledger_and_jobs(
+    url: &str,
+    sale: &SaleId,
+    queue: &str,
+    count: usize,
+    due: Duration,
+) -> Vec<PersistOrder> {
+    let settings = settings(url, queue);
+    let mut conn = domain::queue::connection(&settings.redis).expect("queue connection");
+    let at =
+        domain::time::from_millis((Utc::now() - chrono::Duration::minutes(1)).timestamp_millis())
+            .expect("in range");
+    let orders: Vec<PersistOrder> = (0..count)
+        .map(|i| PersistOrder {
+            sale_id: sale.clone(),
+            purchased_at: at,
+            ..job(&format!("queued-{i}"))
+        })
+        .collect();
+    let mut hset = redis::cmd("HSET");
+    hset.arg(domain::SaleKeys::new(sale).buyers());
+    for order in &orders {
+        let entry = domain::LedgerEntry {
+            order_id: order.order_id,
+            purchased_at: order.purchased_at,
+        };
+        hset.arg(order.user_id.as_str()).arg(entry.encode());
+    }
+    let _: () = hset.query_async(&mut conn).await.expect("HSET");
+    let mut storage = domain::queue::storage(conn, queue);
+    for order in &orders {
+        storage
+            .push_task(
+                TaskBuilder::new(single(order.clone()))
+                    .run_after(due)
+                    .build(),
+            )
+            .await
+            .expect("push");
+    }
+    orders
+}
+
+/// A worker back after an outage finds a backlog and its orders in the
+/// ledger, older than the grace, with no rows. The reconciler leaves them
+/// to the jobs: it persisted them itself before, racing the jobs (365,627
+/// of 606,031 orders in one `make bench` drain), whose batches then found
+/// their rows there and went again, skipping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciler_leaves_a_backlogs_orders_to_its_jobs() {
+    let url = create_database().await;
+    let queue = unique_queue();
+    let sale = SaleId::parse(&format!("test-{}", uuid::Uuid::new_v4().simple())).expect("valid");
+    // Due in 2 s: the reconciler's first pass (at start) sees them all waiting.
+    ledger_and_jobs(&url, &sale, &queue, 20, Duration::from_secs(2)).await;
+    let mut settings = settings_for(&url, &queue, sale.as_str());
+    settings.reconcile.backlog_jobs = 10;
+    // One pass (at start) in the test's time.
+    settings.reconcile.interval = Duration::from_secs(60);
+    let port = free_port();
+    settings.metrics_port = port;
+
+    let worker = order_worker::spawn(settings);
+    let rows = wait_for_count(
+        &url,
+        "SELECT count(*) AS n FROM orders",
+        20,
+        Duration::from_secs(15),
+    )
+    .await;
+    let (by_jobs, by_reconciler) = (
+        persisted_by(port, "job").await,
+        persisted_by(port, "reconciler").await,
+    );
+    worker.stop().await.expect("worker stops cleanly");
+
+    assert_eq!(rows, 20);
+    assert_eq!(
+        (by_jobs, by_reconciler),
+        (20.0, 0.0),
+        "(by jobs, by the reconciler)"
+    );
+}
+
+/// A backlog that does not drain (jobs due an hour from now here; a jammed
+/// queue in life) holds repairs back for `backlog_wait` only: an order no
+/// job carries is persisted after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_that_does_not_drain_holds_repairs_back_only_so_long() {
+    let url = create_database().await;
+    let queue = unique_queue();
+    let sale = SaleId::parse(&format!("test-{}", uuid::Uuid::new_v4().simple())).expect("valid");
+    ledger_and_jobs(&url, &sale, &queue, 12, Duration::from_secs(3600)).await;
+    let orphan = domain::LedgerEntry {
+        order_id: OrderId::new(),
+        purchased_at: Utc::now() - chrono::Duration::minutes(1),
+    };
+    let mut redis = domain::queue::connection(&settings(&url, "unused").redis).expect("redis");
+    let _: () = redis::cmd("HSET")
+        .arg(domain::SaleKeys::new(&sale).buyers())
+        .arg("orphan-buyer")
+        .arg(orphan.encode())
+        .query_async(&mut redis)
+        .await
+        .expect("HSET");
+    let mut settings = settings_for(&url, &queue, sale.as_str());
+    settings.reconcile.backlog_jobs = 10;
+    settings.reconcile.backlog_wait = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+
+    let worker = order_worker::spawn(settings);
+    let sql = format!(
+        "SELECT count(*) AS n FROM orders WHERE id = '{}'",
+        orphan.order_id
+    );
+    let found = wait_for_count(&url, &sql, 1, Duration::from_secs(15)).await;
+    let took = started.elapsed();
+    worker.stop().await.expect("worker stops cleanly");
+
+    assert_eq!(found, 1, "the orphan is persisted once the wait is over");
+    assert!(
+        took >= Duration::from_secs(2),
+        "not before the wait: {took:?}"
+    );
+}
+
 /// fred continues a scan when a page is dropped without `next()`: a walk
 /// that failed (an insert refused, a pass timed out) went on reading the
 /// whole ledger from Redis for no one, a warning logged per page (1,626 of
