@@ -1,7 +1,8 @@
 //! The sale's inventory in Redis: arming, purchases, stock and the ledger.
 //!
-//! Scripts are loaded once and called by SHA; fred re-loads them by itself
-//! after a `SCRIPT FLUSH` or a Redis restart (NOSCRIPT).
+//! Scripts are loaded once and called by SHA, and loaded again after a
+//! `SCRIPT FLUSH` or a Redis restart (NOSCRIPT): by fred's
+//! `evalsha_with_reload`, or on the purchase path by `evalsha_rebuilding`.
 
 use std::{
     future::Future,

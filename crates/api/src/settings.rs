@@ -28,12 +28,16 @@
 //!   to `HOST`) and not on `PORT`, so Prometheus can reach it while the
 //!   public port does not show it; 0 serves it on `PORT`. The worker reads
 //!   the same name (default 9091): on one host, give each process its own
+//! - `ORDER_JOB_FORM` (`compact`): the form of the jobs pushed; `objects`
+//!   while processes of a version before the compact form still run (see
+//!   `domain::PersistOrders`)
 //! - `BUYER_AUTH` (`none`) and `JWT_*`: who the buyer is; see
 //!   [`crate::auth::settings`]
 
 use chrono::{DateTime, Utc};
 use domain::{
     config::{self, ConfigError, DatabaseConfig, Env, RedisConfig},
+    job::JobForm,
     telemetry::LogFormat,
     SaleId, SaleWindow,
 };
@@ -54,6 +58,8 @@ pub struct Settings {
     pub replica_acks: ReplicaAcks,
     pub database: DatabaseConfig,
     pub queue: String,
+    /// The form of the jobs it pushes (`ORDER_JOB_FORM`).
+    pub job_form: JobForm,
     pub limits: LimitSettings,
     pub cors_origins: Vec<String>,
     pub log_format: LogFormat,
@@ -132,6 +138,7 @@ impl Settings {
             redis_pool_size,
             database: DatabaseConfig::from_env(env)?,
             queue: config::order_queue(env),
+            job_form: env.parse("ORDER_JOB_FORM", JobForm::Compact)?,
             limits: LimitSettings::from_env(env)?,
             cors_origins: list(&env.string(
                 "CORS_ORIGINS",
@@ -256,6 +263,7 @@ mod tests {
             ("USER_ATTEMPT_WINDOW_SECONDS", "0"),
             ("PORT", "70000"),
             ("LOG_FORMAT", "xml"),
+            ("ORDER_JOB_FORM", "json"),
             ("SSE_MAX_CLIENTS", "-1"),
             ("METRICS_PORT", "3000"),
             ("METRICS_PORT", "70000"),

@@ -93,6 +93,7 @@ impl Application {
     /// the HTTP listener. `settings.port = 0` picks a free port (tests).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::metrics::handle();
+        domain::job::write_jobs_as(settings.job_form);
         let shutdown = CancellationToken::new();
         let state = app_state(&settings, shutdown.clone()).await?;
         let queue = state.queue.clone();

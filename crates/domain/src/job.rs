@@ -1,6 +1,8 @@
 //! The job the api pushes and the order worker consumes.
 
 use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::{OrderId, SaleId, UserId};
@@ -25,13 +27,19 @@ pub const DEFAULT_ORDER_QUEUE: &str = "flash-sale:orders";
 /// `{"sale_id":"s","sold":[["<order id>","<user id>",<purchased at, epoch
 /// millis>],…]}`, about 75 bytes an order against 160 as objects. Redis
 /// copies a job's bytes in and out (push, fetch) and holds them until the
-/// job is acked: half the bytes is about 0.6x of Redis's time per push
-/// (`docs/profile/job-push.md`). Orders of several sales, or times finer
-/// than a millisecond (never from the purchase script, whose clock is in
-/// millis), go as objects, `{"orders":[{order_id, sale_id, user_id,
-/// purchased_at}, …]}`, the only form before; either form decodes, so jobs
-/// queued by an older api are persisted by a newer worker. (An older worker
-/// cannot read the compact form: upgrade the workers first.)
+/// job is acked (`docs/profile/job-push.md` measures a push of each form).
+/// Orders of several sales, times finer than a millisecond (never from the
+/// purchase script, whose clock is in millis), or a process that set
+/// [`JobForm::Objects`] write objects, `{"orders":[{order_id, sale_id,
+/// user_id, purchased_at}, …]}`, the only form before. Either form decodes;
+/// a job in neither (or both, or with a field of neither) does not, so it
+/// fails instead of being acked as empty.
+///
+/// Upgrading from a version that writes only objects: apis and workers of
+/// that version read only objects (an api reads the queue when it rebuilds
+/// a sale Redis lost; a job it cannot read would be missed, and its units
+/// sold again). So roll the new version out with `ORDER_JOB_FORM=objects`
+/// first, and switch to `compact` once no process of the old version runs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "Wire")]
 pub struct PersistOrders {
@@ -56,33 +64,40 @@ type Sold = (OrderId, UserId, i64);
 
 /// Either form of a job, as decoded (see [`PersistOrders`]).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Wire {
-    #[serde(default)]
-    orders: Vec<PersistOrder>,
-    #[serde(default)]
+    orders: Option<Vec<PersistOrder>>,
     sale_id: Option<SaleId>,
-    #[serde(default)]
-    sold: Vec<Sold>,
+    sold: Option<Vec<Sold>>,
 }
 
 impl TryFrom<Wire> for PersistOrders {
     type Error = String;
 
     fn try_from(wire: Wire) -> Result<Self, Self::Error> {
-        let mut orders = wire.orders;
-        if !wire.sold.is_empty() {
-            let sale_id = wire.sale_id.ok_or("`sold` orders without a `sale_id`")?;
-            orders.reserve(wire.sold.len());
-            for (order_id, user_id, millis) in wire.sold {
-                let purchased_at = crate::time::from_millis(millis)
-                    .ok_or_else(|| format!("purchase time {millis} ms is out of range"))?;
-                orders.push(PersistOrder {
-                    order_id,
-                    sale_id: sale_id.clone(),
-                    user_id,
-                    purchased_at,
-                });
-            }
+        let (sale_id, sold) = match wire {
+            Wire {
+                orders: Some(orders),
+                sale_id: None,
+                sold: None,
+            } => return Ok(Self { orders }),
+            Wire {
+                orders: None,
+                sale_id: Some(sale_id),
+                sold: Some(sold),
+            } => (sale_id, sold),
+            _ => return Err("a job is either `orders`, or `sale_id` and `sold`".to_owned()),
+        };
+        let mut orders = Vec::with_capacity(sold.len());
+        for (order_id, user_id, millis) in sold {
+            let purchased_at = crate::time::from_millis(millis)
+                .ok_or_else(|| format!("purchase time {millis} ms is out of range"))?;
+            orders.push(PersistOrder {
+                order_id,
+                sale_id: sale_id.clone(),
+                user_id,
+                purchased_at,
+            });
         }
         Ok(Self { orders })
     }
@@ -91,30 +106,70 @@ impl TryFrom<Wire> for PersistOrders {
 impl Serialize for PersistOrders {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut job = serializer.serialize_struct("PersistOrders", 2)?;
         match self.compact_sale() {
             Some(sale_id) => {
+                let mut job = serializer.serialize_struct("PersistOrders", 2)?;
                 job.serialize_field("sale_id", sale_id)?;
                 job.serialize_field("sold", &CompactOrders(&self.orders))?;
+                job.end()
             }
-            None => job.serialize_field("orders", &self.orders)?,
+            None => {
+                let mut job = serializer.serialize_struct("PersistOrders", 1)?;
+                job.serialize_field("orders", &self.orders)?;
+                job.end()
+            }
         }
-        job.end()
     }
 }
 
 impl PersistOrders {
-    /// The sale of every order, when the job can go compactly: one sale,
-    /// whole milliseconds.
+    /// The sale of every order, when the job can go compactly: the process
+    /// writes that form, one sale, whole milliseconds (and no leap second,
+    /// which millis cannot carry).
     fn compact_sale(&self) -> Option<&SaleId> {
+        if OBJECTS.load(Ordering::Relaxed) {
+            return None;
+        }
         let sale_id = &self.orders.first()?.sale_id;
         self.orders
             .iter()
             .all(|o| {
-                &o.sale_id == sale_id && o.purchased_at.timestamp_subsec_nanos() % 1_000_000 == 0
+                let nanos = o.purchased_at.timestamp_subsec_nanos();
+                &o.sale_id == sale_id && nanos < 1_000_000_000 && nanos % 1_000_000 == 0
             })
             .then_some(sale_id)
     }
+}
+
+/// The form a process writes its jobs in (`ORDER_JOB_FORM`; see
+/// [`PersistOrders`] for the upgrade that needs `objects`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JobForm {
+    /// One sale's orders compactly, the rest as objects.
+    #[default]
+    Compact,
+    /// Every job as objects, as versions before the compact form read.
+    Objects,
+}
+
+impl std::str::FromStr for JobForm {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "compact" => Ok(Self::Compact),
+            "objects" => Ok(Self::Objects),
+            other => Err(format!("expected compact or objects, got {other:?}")),
+        }
+    }
+}
+
+/// Whether this process writes every job as objects.
+static OBJECTS: AtomicBool = AtomicBool::new(false);
+
+/// Sets the form this process writes its jobs in (once, at start).
+pub fn write_jobs_as(form: JobForm) {
+    OBJECTS.store(form == JobForm::Objects, Ordering::Relaxed);
 }
 
 /// A job's orders as [`Sold`] triples.
@@ -133,7 +188,7 @@ impl Serialize for CompactOrders<'_> {
 /// The bytes chrono's own `Serialize` writes (RFC 3339, `Z`, as many
 /// fraction digits as needed), formatted on the stack first: chrono's impl
 /// goes through `collect_str`, which `serde_json` escapes a fragment at a
-/// time, once per order of every job.
+/// time, once per order of every job in the object form.
 fn rfc3339<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     crate::time::with_rfc3339(at, |text| serializer.serialize_str(text))
 }
@@ -223,6 +278,57 @@ mod tests {
         assert_eq!(
             job.orders[0].purchased_at.timestamp_millis(),
             1_767_225_600_500
+        );
+    }
+
+    #[test]
+    fn a_job_in_neither_form_or_in_both_does_not_decode() {
+        let id = "0191d2a4-6a8e-7c3b-9d3e-3f1f2c4b5a6d";
+        let object = format!(
+            r#"{{"order_id":"{id}","sale_id":"s","user_id":"u","purchased_at":"2026-01-01T00:00:00Z"}}"#
+        );
+        for json in [
+            "{}".to_owned(),
+            "[]".to_owned(),
+            r#"{"orderz":[]}"#.to_owned(),
+            format!(r#"{{"orders":[{object}],"sold":[["{id}","v",1]],"sale_id":"s"}}"#),
+            format!(r#"{{"orders":[{object}],"sale_id":"s"}}"#),
+            format!(r#"{{"orders":[{object}],"v":2}}"#),
+            r#"{"sale_id":"s"}"#.to_owned(),
+        ] {
+            assert!(
+                serde_json::from_str::<PersistOrders>(&json).is_err(),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_leap_second_or_a_process_writing_objects_goes_as_objects() {
+        let mut leap = order("s1", "u1", 1_772_409_599_000);
+        leap.purchased_at = chrono::NaiveDate::from_ymd_opt(2026, 3, 1)
+            .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 1_500))
+            .expect("a leap second")
+            .and_utc();
+        let leap = PersistOrders { orders: vec![leap] };
+        let json = serde_json::to_string(&leap).expect("serializes");
+        assert!(json.starts_with(r#"{"orders":"#), "{json}");
+        assert_eq!(
+            serde_json::from_str::<PersistOrders>(&json).ok(),
+            Some(leap)
+        );
+
+        let job = PersistOrders {
+            orders: vec![order("s1", "u1", 1_772_359_200_123)],
+        };
+        write_jobs_as(JobForm::Objects);
+        let objects = serde_json::to_string(&job);
+        write_jobs_as(JobForm::Compact);
+        let objects = objects.expect("serializes");
+        assert!(objects.starts_with(r#"{"orders":"#), "{objects}");
+        assert_eq!(
+            serde_json::from_str::<PersistOrders>(&objects).ok(),
+            Some(job)
         );
     }
 

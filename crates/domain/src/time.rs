@@ -29,7 +29,7 @@ pub fn push_iso_millis(out: &mut Vec<u8>, at: DateTime<Utc>) {
 
 /// `f` of `at` as chrono's `Serialize` writes it (RFC 3339, `Z`, as many
 /// fraction digits as needed: `SecondsFormat::AutoSi`), formatted on the
-/// stack: the job payload carries one per order.
+/// stack: a job in the object form carries one per order.
 pub fn with_rfc3339<R>(at: &DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
     let mut buf = [0; 32];
     match write_utc(at, Fraction::AutoSi, &mut buf) {
