@@ -20,6 +20,12 @@ cd "$ROOT"
 : "${PUSH_REPORT:=docs/profile/job-push.md}"
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark is missing: apt-get install redis-tools" >&2; exit 1; }
 command -v jq >/dev/null || { echo "jq is missing: apt-get install jq" >&2; exit 1; }
+# The jobs come from this tree's serializer: build it unless told which
+# build to use.
+if [ -z "${LOADTEST_BIN_DIR:-}" ]; then
+  cargo build --release -q -p loadtest
+fi
+[ -x "$BIN/loadtest" ] || { echo "no loadtest binary in $BIN" >&2; exit 1; }
 apalis=$(cargo metadata --format-version 1 --locked |
   jq -r '.packages[] | select(.name == "apalis-redis") | .manifest_path' | head -1)
 script="$(dirname "$apalis")/lua/batch_push.lua"
