@@ -60,8 +60,7 @@ round() {
     exit 1
   }
   cli FLUSHALL >/dev/null
-  grep -q '^cmdstat_evalsha:' <<<"$stats" || { echo "round $round of $form: no EVALSHA counted" >&2; exit 1; }
-  sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p' <<<"$stats"
+  stack_evalsha_usec "$stats" "round $round of $form"
 }
 load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A results

@@ -51,8 +51,7 @@ round() {
     exit 1
   }
   cli DEL "$sale:stock" "$sale:meta" "$sale:buyers" >/dev/null
-  grep -q '^cmdstat_evalsha:' <<<"$stats" || { echo "round $round of $build: no EVALSHA counted" >&2; exit 1; }
-  sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p' <<<"$stats"
+  stack_evalsha_usec "$stats" "round $round of $build"
 }
 load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A results

@@ -10,6 +10,7 @@
 #   stack_stop_worker                   stops the worker(s)
 #   stack_stop                          stops every process started here
 #   stack_median                        the median of the rounds on stdin, a line each
+#   stack_evalsha_usec STATS WHAT       EVALSHA's usec per call in INFO commandstats
 #
 # Every sale is new (its own id, its own keys and rows), so a run never
 # touches `make run`'s demo sale or another run's. IP limits are off: the
@@ -128,6 +129,13 @@ stack_code() {
 # with: a row's median round when each line is one round.
 stack_median() {
   sed '/^$/d' | sort -g | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
+}
+
+# INFO commandstats text $1's EVALSHA usec_per_call (a script with the
+# commands it runs); fails, naming $2, when no EVALSHA was counted.
+stack_evalsha_usec() {
+  grep -q '^cmdstat_evalsha:' <<<"$1" || { echo "$2: no EVALSHA counted" >&2; return 1; }
+  sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p' <<<"$1"
 }
 
 # The api on port $1's count of purchase answers (its /metrics): "<sold

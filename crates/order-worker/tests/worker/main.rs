@@ -65,6 +65,12 @@ fn settings(database_url: &str, queue: &str) -> WorkerSettings {
     settings_for(database_url, queue, "none-of-this-test")
 }
 
+/// Points both of `settings`' Redis connections at `private`.
+fn on_private(settings: &mut WorkerSettings, private: &test_support::PrivateRedis) {
+    settings.redis.url = private.url();
+    settings.queue_redis.url = private.url();
+}
+
 fn unique_queue() -> String {
     format!("test:{}:orders", uuid::Uuid::new_v4().simple())
 }
@@ -641,12 +647,7 @@ async fn a_reconciler_walk_that_fails_stops_reading_the_ledger() {
     let mut settings = settings_for(&url, &unique_queue(), sale.as_str());
     // One pass: the first runs at once, the next a minute later.
     settings.reconcile.interval = Duration::from_secs(60);
-    let on_private = |mut redis: domain::config::RedisConfig| {
-        redis.url = private.url();
-        redis
-    };
-    settings.redis = on_private(settings.redis);
-    settings.queue_redis = on_private(settings.queue_redis);
+    on_private(&mut settings, &private);
     let worker = order_worker::spawn(settings);
     // The pass fails at its first page's insert; a scan left running would
     // read the other 19 pages in well under this.
@@ -685,12 +686,7 @@ async fn a_reconciler_given_one_sale_finds_it_without_scanning_the_keyspace() {
         &orphan.encode(),
     ]);
     let mut settings = settings_for(&url, &unique_queue(), sale.as_str());
-    let on_private = |mut redis: domain::config::RedisConfig| {
-        redis.url = private.url();
-        redis
-    };
-    settings.redis = on_private(settings.redis);
-    settings.queue_redis = on_private(settings.queue_redis);
+    on_private(&mut settings, &private);
 
     let worker = order_worker::spawn(settings);
     let sql = format!(
